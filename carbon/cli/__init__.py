@@ -1,0 +1,35 @@
+"""The ``carbon`` command line.
+
+Errors carbon raises on purpose end the command with a one-line message on stderr and exit
+code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from carbon.cli import db, demo, doctor, runs
+from carbon.errors import CarbonError
+
+app = typer.Typer(
+    name="carbon",
+    help="Energy and carbon accounting for ML training and inference.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(runs.app, name="runs")
+app.add_typer(db.app, name="db")
+app.command("doctor")(doctor.doctor)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    try:
+        app()
+    except CarbonError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(1)

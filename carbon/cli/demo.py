@@ -1,0 +1,24 @@
+"""``carbon demo``: the main job, a real tracked training and compressed inference."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def demo(
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the teacher.")] = 30,
+    inference_s: Annotated[
+        float, typer.Option(min=0.5, help="Seconds of inference per compression setting.")
+    ] = 5.0,
+    region: Annotated[
+        str | None, typer.Option(help="ISO country code for CO2e (default CARBON_REGION).")
+    ] = None,
+) -> None:
+    """Train a small model on scikit-learn's digits and compare compressed inference."""
+    from carbon.demo import run_demo
+    from carbon.settings import load_settings
+
+    settings = load_settings(region=region)
+    run_demo(settings, epochs=epochs, inference_s=inference_s, echo=typer.echo)

@@ -1,0 +1,61 @@
+"""``carbon doctor``: what this machine can measure, and how."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from carbon.cli._common import echo_json
+
+
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Explain which power sources work here, which are missing and why, and the settings."""
+    from dataclasses import asdict
+
+    from carbon.settings import load_settings
+    from carbon.sources.detect import detect_sources, probe_machine
+    from carbon.store.engine import mask_url
+
+    settings = load_settings()
+    probes = probe_machine()
+    sources = detect_sources()
+    try:
+        devices = [device for source in sources for device in source.devices]
+    finally:
+        for source in sources:
+            source.close()
+    if as_json:
+        echo_json(
+            {
+                "probes": [asdict(probe) for probe in probes],
+                "devices": [
+                    {**asdict(device), "component": device.component.value,
+                     "provenance": device.provenance.value}
+                    for device in devices
+                ],
+                "database_url": mask_url(settings.resolved_database_url),
+                "region": settings.region,
+                "pue": settings.pue,
+                "sample_hz": settings.sample_hz,
+            }
+        )
+        return
+    typer.echo("What this machine offers:")
+    for probe in probes:
+        mark = "yes" if probe.available else "no "
+        typer.echo(f"  [{mark}] {probe.component:3} {probe.method:14} {probe.detail}")
+    typer.echo("\nA run started now will measure:")
+    for device in devices:
+        typer.echo(
+            f"  {device.component.value:3} {device.name}: {device.method} "
+            f"({device.provenance.value}) - {device.detail}"
+        )
+    typer.echo("\nSettings:")
+    typer.echo(f"  store      {mask_url(settings.resolved_database_url)}")
+    region = settings.region or "not set: CO2e will be unknown (set CARBON_REGION, e.g. FR)"
+    typer.echo(f"  region     {region}")
+    typer.echo(f"  PUE        {settings.pue}")
+    typer.echo(f"  sampling   {settings.sample_hz:g} readings/s, one stored sample per second")

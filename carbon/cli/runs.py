@@ -1,0 +1,99 @@
+"""``carbon runs list`` and ``carbon runs show``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from carbon.cli._common import echo_json, fmt_energy, fmt_mass_g, fmt_seconds, settings_and_store
+from carbon.store.queries import get_run, list_runs, run_summary
+
+app = typer.Typer(help="List and inspect tracked runs.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (stable field names).")]
+
+
+@app.command("list")
+def list_command(
+    as_json: JsonFlag = False,
+    project: Annotated[str | None, typer.Option(help="Only runs of this project.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only training or inference runs.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many runs.")] = 50,
+) -> None:
+    """List runs, newest first."""
+    if kind is not None and kind not in ("training", "inference"):
+        raise typer.BadParameter(f"kind must be training or inference, not {kind!r}")
+    _, store = settings_and_store()
+    with store.session() as session:
+        summaries = [
+            run_summary(run)
+            for run in list_runs(session, project=project, kind=kind, limit=limit)
+        ]
+    if as_json:
+        echo_json(summaries)
+        return
+    if not summaries:
+        typer.echo(f"no runs yet in {store.display_url}: try `carbon demo`")
+        return
+    header = f"{'id':8}  {'project':14} {'name':22} {'kind':9} {'status':11} {'duration':>9} "
+    header += f"{'energy':>10} {'CO2e':>9}  method"
+    typer.echo(header)
+    for s in summaries:
+        methods = " ".join(f"{k}:{v}" for k, v in s["energy_method"].items() if v)
+        typer.echo(
+            f"{s['id'][:8]}  {s['project'][:14]:14} {s['name'][:22]:22} {s['kind']:9} "
+            f"{s['status']:11} {fmt_seconds(s['duration_s']):>9} "
+            f"{fmt_energy(s['energy_j']):>10} {fmt_mass_g(s['co2e_g']):>9}  {methods}"
+        )
+
+
+@app.command("show")
+def show_command(
+    run_id: Annotated[str, typer.Argument(help="Run id, or a unique prefix of 6+ characters.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Show one run: energy per component and how it was obtained, work and CO2e."""
+    _, store = settings_and_store()
+    with store.session() as session:
+        summary = run_summary(get_run(session, run_id))
+    if as_json:
+        echo_json(summary)
+        return
+    s = summary
+    lines = [
+        f"run {s['id']}  {s['project']} / {s['name']}  ({s['kind']}, {s['status']})",
+        f"  started {s['started_at']}  duration {fmt_seconds(s['duration_s'])}",
+        f"  energy  {fmt_energy(s['energy_j'])} (devices, before PUE)",
+    ]
+    for device in s["devices"]:
+        failed = f"  FAILED: {device['error']}" if device["error"] else ""
+        lines.append(
+            f"    {device['component']:3} {fmt_energy(device['energy_j']):>10}  "
+            f"{device['name']}  [{device['method']}, {device['provenance']}]{failed}"
+        )
+        lines.append(f"        {device['detail']}")
+    work = ", ".join(
+        f"{key} {s[key]:,}" for key in ("steps", "samples", "tokens") if s[key] is not None
+    )
+    lines.append(f"  work    {work or '—'}")
+    if s["flops"] is not None:
+        lines.append(f"  flops   {s['flops']:.3e} ({s['flops_method']}), J/FLOP {s['j_per_flop']}")
+    if s["co2e_g"] is not None:
+        lines.append(
+            f"  CO2e    {fmt_mass_g(s['co2e_g'])} = energy x PUE {s['pue']} x "
+            f"{s['intensity_g_per_kwh']:.1f} g/kWh ({s['region']}: {s['intensity_source']})"
+        )
+    else:
+        lines.append("  CO2e    — (no region: set CARBON_REGION or pass region=...)")
+    if s["compression"]:
+        lines.append(f"  compression {s['compression']}")
+    if s["metrics"]:
+        lines.append(f"  metrics {s['metrics']}")
+    if s["tags"]:
+        lines.append(f"  tags    {s['tags']}")
+    for warning in s["warnings"]:
+        lines.append(f"  warning: {warning}")
+    if s["error"]:
+        lines.append(f"  error:  {s['error']}")
+    typer.echo("\n".join(lines))

@@ -1,0 +1,111 @@
+"""The power-source protocol: what every backend (RAPL, estimates, NVML, ...) provides.
+
+A source covers one or more devices of one component (GPU, CPU or RAM). The sampler calls
+:meth:`PowerSource.read` with a monotonic timestamp; the source answers one
+:class:`DeviceReading` per device, in the order of :attr:`PowerSource.devices`.
+
+Energy is always cumulative: ``energy_j`` is the energy since the source was opened, as a
+hardware counter (RAPL, NVML's energy counter) or as the integral of a model the source
+evaluates itself (estimates). A source that can only report power (an older GPU) leaves
+``energy_j`` as ``None`` and the sampler integrates ``power_w`` (trapezoids). Keeping the
+integration in the sampler means one place decides how power becomes energy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+
+class Component(StrEnum):
+    """Which part of the machine a device is."""
+
+    GPU = "gpu"
+    CPU = "cpu"
+    RAM = "ram"
+
+
+class Provenance(StrEnum):
+    """How an energy figure was obtained; travels with every figure to the store."""
+
+    MEASURED = "measured"
+    """Read from a hardware energy counter."""
+    INTEGRATED = "integrated"
+    """Integrated from power readings taken by the sampler."""
+    ESTIMATED = "estimated"
+    """Computed from a documented model (TDP x utilization, watts per GiB, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What a device is and how its energy is obtained.
+
+    Attributes:
+        component: GPU, CPU or RAM.
+        name: Model name as the system reports it (``AMD EPYC 7763 64-Core Processor``).
+        method: Short, stable name of the method (``rapl``, ``tdp_estimate``, ...).
+        provenance: Measured, integrated or estimated.
+        detail: One sentence a reviewer can check: the counter or the model and its inputs.
+        index: Index of the device on its bus or package, where there is one.
+        uuid: Stable identifier, where the hardware has one (GPUs).
+        power_limit_w: Power cap or TDP in watts, where known.
+        memory_bytes: Memory attached to the device, where known.
+    """
+
+    component: Component
+    name: str
+    method: str
+    provenance: Provenance
+    detail: str
+    index: int | None = None
+    uuid: str | None = None
+    power_limit_w: float | None = None
+    memory_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReading:
+    """One reading of one device.
+
+    Attributes:
+        energy_j: Cumulative energy since the source was opened, or ``None`` where the
+            source reports power only.
+        power_w: Power in watts at (or averaged just before) the reading, if known.
+        utilization: Busy fraction 0..1 over the interval since the previous read, if known.
+    """
+
+    energy_j: float | None
+    power_w: float | None = None
+    utilization: float | None = None
+
+
+@runtime_checkable
+class PowerSource(Protocol):
+    """A backend that reads energy for the devices of one component."""
+
+    @property
+    def devices(self) -> Sequence[DeviceInfo]:
+        """The devices this source reads, fixed when the source is opened."""
+        ...
+
+    def read(self, now_s: float) -> Sequence[DeviceReading]:
+        """Read every device.
+
+        Args:
+            now_s: The sampler's ``time.monotonic()`` for this reading; sources that
+                integrate a model use it, so all sources share one timeline.
+
+        Returns:
+            One reading per device, in the order of :attr:`devices`.
+
+        Raises:
+            SourceError: The source could not be read (the device was lost, a counter file
+                vanished); the sampler stops reading this source and keeps the others.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release what the source holds (file handles, library handles)."""
+        ...

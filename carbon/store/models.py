@@ -1,0 +1,188 @@
+"""SQLAlchemy 2.0 tables of the store.
+
+A run owns its devices; a device owns its samples (one per device per second, each with the
+energy of its interval, so a device's samples sum to its total). Work counters (steps,
+samples, tokens, FLOPs) are stored as per-second deltas beside them. Totals live on the run
+row and are kept current while the run goes, so lists never scan samples.
+
+The schema is created by Alembic migrations (``migrations/``); ``Base.metadata`` is used
+directly only by tests that compare it with the migrated schema.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite's INTEGER PRIMARY KEY autoincrements only as INTEGER, not BIGINT.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL keeps the zone; SQLite stores text without it. Values are converted to UTC
+    on the way in and come back aware on the way out, so code never sees a naive time.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Refuse naive times and store UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: carbon stores timezone-aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC time."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of carbon's tables."""
+
+    type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType}
+
+
+class Project(Base):
+    """A named group of runs (``bert-ft``)."""
+
+    __tablename__ = "project"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    runs: Mapped[list[Run]] = relationship(back_populates="project")
+
+
+class Run(Base):
+    """One tracked training or inference run, with its totals kept current."""
+
+    __tablename__ = "run"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    host: Mapped[str] = mapped_column(String(255))
+    region: Mapped[str | None] = mapped_column(String(64))
+    hardware: Mapped[dict[str, Any]]
+    compression: Mapped[dict[str, Any]]
+    tags: Mapped[dict[str, Any]]
+    metrics: Mapped[dict[str, Any]]
+    warnings: Mapped[list[Any]]
+    error: Mapped[str | None] = mapped_column(Text)
+    sample_hz: Mapped[float] = mapped_column(Float)
+    carbon_version: Mapped[str] = mapped_column(String(32))
+    simulated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    energy_j: Mapped[float | None] = mapped_column(Float)
+    energy_gpu_j: Mapped[float | None] = mapped_column(Float)
+    energy_cpu_j: Mapped[float | None] = mapped_column(Float)
+    energy_ram_j: Mapped[float | None] = mapped_column(Float)
+    steps: Mapped[int] = mapped_column(BigInteger, default=0)
+    samples: Mapped[int | None] = mapped_column(BigInteger)
+    tokens: Mapped[int | None] = mapped_column(BigInteger)
+    flops: Mapped[float | None] = mapped_column(Float)
+    flops_method: Mapped[str | None] = mapped_column(String(32))
+
+    intensity_g_per_kwh: Mapped[float | None] = mapped_column(Float)
+    intensity_source: Mapped[str | None] = mapped_column(Text)
+    intensity_zone: Mapped[str | None] = mapped_column(String(64))
+    intensity_year: Mapped[int | None] = mapped_column(Integer)
+    pue: Mapped[float] = mapped_column(Float)
+    co2e_g: Mapped[float | None] = mapped_column(Float)
+
+    project: Mapped[Project] = relationship(back_populates="runs")
+    devices: Mapped[list[Device]] = relationship(
+        back_populates="run", order_by="Device.position", cascade="all, delete-orphan"
+    )
+
+
+class Device(Base):
+    """A device measured during one run, and how it was measured."""
+
+    __tablename__ = "device"
+    __table_args__ = (UniqueConstraint("run_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    component: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(255))
+    index: Mapped[int | None] = mapped_column(Integer)
+    uuid: Mapped[str | None] = mapped_column(String(96))
+    method: Mapped[str] = mapped_column(String(32))
+    provenance: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text)
+    power_limit_w: Mapped[float | None] = mapped_column(Float)
+    memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    energy_j: Mapped[float] = mapped_column(Float, default=0.0)
+    failed_at_s: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    run: Mapped[Run] = relationship(back_populates="devices")
+
+
+class Sample(Base):
+    """Energy of one device over one interval (about a second)."""
+
+    __tablename__ = "sample"
+    __table_args__ = (Index("ix_sample_run_time", "run_id", "t"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("device.id", ondelete="CASCADE"))
+    t: Mapped[datetime] = mapped_column(UtcDateTime())
+    offset_s: Mapped[float] = mapped_column(Float)
+    interval_s: Mapped[float] = mapped_column(Float)
+    energy_j: Mapped[float] = mapped_column(Float)
+    power_w: Mapped[float] = mapped_column(Float)
+    utilization: Mapped[float | None] = mapped_column(Float)
+
+
+class Work(Base):
+    """Work done over one interval: deltas of the run's step counters."""
+
+    __tablename__ = "work"
+    __table_args__ = (Index("ix_work_run_time", "run_id", "t"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    t: Mapped[datetime] = mapped_column(UtcDateTime())
+    offset_s: Mapped[float] = mapped_column(Float)
+    interval_s: Mapped[float] = mapped_column(Float)
+    steps: Mapped[int] = mapped_column(BigInteger)
+    samples: Mapped[int] = mapped_column(BigInteger)
+    tokens: Mapped[int] = mapped_column(BigInteger)
+    flops: Mapped[float] = mapped_column(Float)

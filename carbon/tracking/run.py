@@ -1,0 +1,308 @@
+"""A tracked run: counters the training loop updates, and the machinery that stores them.
+
+The user's thread only touches :meth:`Run.step` and :meth:`Run.log_metrics` (plain counter
+updates under a lock). The sampler thread closes an interval about once a second; the run
+turns it into a :class:`carbon.wire.Batch` and hands it to the sink. A batch the sink could
+not take stays queued and is retried with the next one, so a store that is briefly away loses
+nothing that was measured.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import operator
+import os
+import socket
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from carbon import wire
+from carbon._version import __version__
+from carbon.errors import CarbonError, RunStateError, StoreError
+from carbon.sources.base import DeviceInfo
+from carbon.tracking.ledger import IntervalEnergy
+from carbon.tracking.sampler import Sampler
+from carbon.tracking.state import RunStatus
+
+if TYPE_CHECKING:
+    from carbon.settings import Settings
+    from carbon.store.sink import LocalSink
+    from carbon.tracking.config import TrackConfig
+
+log = logging.getLogger(__name__)
+
+
+def _count(name: str, value: Any) -> int:
+    try:
+        count = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a whole number, not {value!r}") from None
+    if count < 0:
+        raise ValueError(f"{name} must be >= 0, not {count}")
+    return count
+
+
+class Run:
+    """One tracked run, created by :func:`carbon.track`.
+
+    Attributes:
+        id: 32-character hex id of the run in the store.
+        config: The arguments the run was tracked with.
+        status: Where the run is in its life.
+    """
+
+    def __init__(self, config: TrackConfig, name: str) -> None:
+        self.id = uuid.uuid4().hex
+        self.config = config
+        self.name = name
+        self.status = RunStatus.RUNNING
+        self.started_at: datetime | None = None
+        self._lock = threading.Lock()
+        self._steps = 0
+        self._samples: int | None = None
+        self._tokens: int | None = None
+        self._flops: float | None = None
+        self._metrics: dict[str, float] = {}
+        self._sent = (0, 0, 0, 0.0)
+        self._seq = 0
+        self._pending: list[wire.Batch] = []
+        self._ready = threading.Event()
+        self._store_error: str | None = None
+        self._sampler: Sampler | None = None
+        self._sink: LocalSink | None = None
+        self._devices: list[DeviceInfo] = []
+
+    # -- what the training loop calls -------------------------------------------------
+
+    def step(
+        self, samples: int | None = None, tokens: int | None = None, flops: float | None = None
+    ) -> None:
+        """Count the work of one step (or of several: the counts simply add up).
+
+        Args:
+            samples: Examples processed (a batch's size), or inferences served.
+            tokens: Tokens processed.
+            flops: Floating-point operations the model computed (reported FLOPs).
+
+        Raises:
+            ValueError: A count is negative, NaN or not a number; nothing is counted.
+        """
+        n_samples = _count("samples", samples) if samples is not None else None
+        n_tokens = _count("tokens", tokens) if tokens is not None else None
+        if flops is not None and not (isinstance(flops, int | float) and 0 <= flops < math.inf):
+            raise ValueError(f"flops must be a finite number >= 0, not {flops!r}")
+        with self._lock:
+            self._steps += 1
+            if n_samples is not None:
+                self._samples = (self._samples or 0) + n_samples
+            if n_tokens is not None:
+                self._tokens = (self._tokens or 0) + n_tokens
+            if flops is not None:
+                self._flops = (self._flops or 0.0) + float(flops)
+
+    def log_metrics(self, **metrics: float) -> None:
+        """Record quality metrics of the run (accuracy, loss, ...); later values win.
+
+        Raises:
+            ValueError: A value is not a finite number; none of the call's metrics is kept.
+        """
+        checked = {}
+        for key, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"metric {key!r} must be a number, not {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"metric {key!r} must be finite, not {value!r}")
+            checked[key] = float(value)
+        with self._lock:
+            self._metrics.update(checked)
+
+    def summary(self) -> dict[str, Any]:
+        """The run as stored, in the JSON shape of ``carbon runs show --json``."""
+        from carbon.store.queries import get_run, run_summary
+
+        if self._sink is None:
+            raise RunStateError("the run has not started; use it inside `with carbon.track(...)`")
+        with self._sink.store.session() as session:
+            return run_summary(get_run(session, self.id))
+
+    @property
+    def devices(self) -> list[DeviceInfo]:
+        """The devices measured in this run."""
+        return list(self._devices)
+
+    # -- lifecycle, driven by the tracker ---------------------------------------------
+
+    def _start(self, settings: Settings, sources: list[Any], sink: LocalSink) -> None:
+        from carbon.accounting.intensity import lookup_country_intensity
+
+        region = self.config.region or settings.region
+        pue = self.config.pue if self.config.pue is not None else settings.pue
+        warnings: list[str] = []
+        intensity = None
+        if region is not None:
+            factor = lookup_country_intensity(region)
+            intensity = wire.IntensityInfo(
+                intensity_g_per_kwh=factor.intensity_g_per_kwh,
+                source=factor.source,
+                zone=factor.zone,
+                year=factor.year,
+            )
+        else:
+            warnings.append("no region set (CARBON_REGION or region=...): CO2e is unknown")
+        self._devices = [device for source in sources for device in source.devices]
+        self._sink = sink
+        self._sampler = Sampler(sources, hz=settings.sample_hz, on_interval=self._on_interval)
+        self.started_at = datetime.now(UTC)
+        self._sampler.start()
+        start = wire.RunStart(
+            id=self.id,
+            project=self.config.project,
+            name=self.name,
+            kind=self.config.kind,  # type: ignore[arg-type]  # checked by TrackConfig
+            started_at=self.started_at,
+            host=socket.gethostname(),
+            region=region,
+            pue=pue,
+            intensity=intensity,
+            sample_hz=settings.sample_hz,
+            carbon_version=__version__,
+            simulated=self.config.simulated,
+            hardware=_hardware(self._devices),
+            compression=dict(self.config.compression),
+            tags=dict(self.config.tags),
+            warnings=warnings,
+            devices=[_spec(position, d) for position, d in enumerate(self._devices)],
+        )
+        try:
+            sink.start_run(start)
+        except BaseException:
+            self._sampler.stop()
+            self._close_sources()
+            raise
+        self._ready.set()
+
+    def _finish(self, status: RunStatus, error: str | None) -> None:
+        self.status = self.status.to(status)
+        assert self._sampler is not None and self._sink is not None
+        try:
+            self._sampler.stop()
+        finally:
+            self._close_sources()
+        self._deliver(None)
+        if self._pending:
+            raise StoreError(
+                f"run {self.id} was measured, but {len(self._pending)} batch(es) could not be "
+                f"stored in {self._sink.store.display_url!r}: {self._store_error}"
+            )
+        self._sink.finish_run(
+            wire.RunEnd(
+                run_id=self.id, status=status.value, ended_at=datetime.now(UTC), error=error
+            )
+        )
+
+    def _close_sources(self) -> None:
+        assert self._sampler is not None
+        for source in self._sampler.sources:
+            try:
+                source.close()
+            except Exception:  # a source that cannot close must not lose the run
+                log.debug("closing a power source raised", exc_info=True)
+
+    # -- the sampler thread's side ----------------------------------------------------
+
+    def _on_interval(self, intervals: list[IntervalEnergy]) -> None:
+        assert self._sampler is not None
+        with self._lock:
+            steps, samples, tokens, flops = self._steps, self._samples, self._tokens, self._flops
+            metrics = dict(self._metrics)
+        sent_steps, sent_samples, sent_tokens, sent_flops = self._sent
+        work = (steps - sent_steps, (samples or 0) - sent_samples, (tokens or 0) - sent_tokens)
+        work_flops = (flops or 0.0) - sent_flops
+        self._sent = (steps, samples or 0, tokens or 0, flops or 0.0)
+        end_s = intervals[0].end_s if intervals else self._sampler.ledger.open_since_s
+        has_work = any(work) or work_flops > 0
+        start_s = intervals[0].start_s if intervals else end_s
+        failures = self._sampler.failures
+        batch = wire.Batch(
+            run_id=self.id,
+            seq=self._seq,
+            sample_device=[i.position for i in intervals],
+            sample_offset_s=[i.end_s for i in intervals],
+            sample_interval_s=[i.end_s - i.start_s for i in intervals],
+            sample_energy_j=[i.energy_j for i in intervals],
+            sample_utilization=[i.utilization for i in intervals],
+            work_offset_s=[end_s] if has_work else [],
+            work_interval_s=[end_s - start_s] if has_work else [],
+            work_steps=[work[0]] if has_work else [],
+            work_samples=[work[1]] if has_work else [],
+            work_tokens=[work[2]] if has_work else [],
+            work_flops=[work_flops] if has_work else [],
+            totals=wire.Totals(
+                duration_s=end_s,
+                device_energy_j=self._sampler.ledger.totals_j,
+                steps=steps,
+                samples=samples,
+                tokens=tokens,
+                flops=flops,
+                flops_method="reported" if flops is not None else None,
+                metrics=metrics,
+                warnings=list(self._sampler.ledger.anomalies)
+                + [f"power source failed at {f.at_s:.1f} s: {f.message}" for f in failures],
+            ),
+            failed_devices={p: f.message for f in failures for p in f.positions},
+            failed_at_s={p: f.at_s for f in failures for p in f.positions},
+        )
+        self._seq += 1
+        self._deliver(batch)
+
+    def _deliver(self, batch: wire.Batch | None) -> None:
+        if batch is not None:
+            self._pending.append(batch)
+        if not self._ready.is_set() or self._sink is None:
+            return
+        while self._pending:
+            try:
+                self._sink.write(self._pending[0])
+            except Exception as exc:  # kept and retried: nothing measured may be dropped
+                if self._store_error is None:
+                    log.warning(
+                        "carbon: cannot store run %s yet, will retry: %s",
+                        self.id,
+                        exc,
+                        exc_info=not isinstance(exc, CarbonError),
+                    )
+                self._store_error = str(exc)
+                return
+            self._pending.pop(0)
+
+
+def _spec(position: int, device: DeviceInfo) -> wire.DeviceSpec:
+    return wire.DeviceSpec(
+        position=position,
+        component=device.component.value,
+        name=device.name,
+        method=device.method,
+        provenance=device.provenance.value,
+        detail=device.detail,
+        index=device.index,
+        uuid=device.uuid,
+        power_limit_w=device.power_limit_w,
+        memory_bytes=device.memory_bytes,
+    )
+
+
+def _hardware(devices: list[DeviceInfo]) -> dict[str, Any]:
+    """A short description of the machine, from the devices the run measures."""
+    cpus = sorted({d.name for d in devices if d.component == "cpu"})
+    gpus = [d.name for d in devices if d.component == "gpu"]
+    ram = [d.memory_bytes for d in devices if d.component == "ram" and d.memory_bytes]
+    return {
+        "cpu": cpus[0] if len(cpus) == 1 else (cpus or None),
+        "cpu_count": os.cpu_count(),
+        "gpu": gpus[0] if len(set(gpus)) == 1 else (sorted(set(gpus)) or None),
+        "gpu_count": len(gpus),
+        "ram_bytes": sum(ram) if ram else None,
+    }

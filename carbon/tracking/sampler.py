@@ -1,0 +1,143 @@
+"""The sampler: a background thread that reads every power source at a fixed rate.
+
+Each tick reads the sources into the :class:`~carbon.tracking.ledger.Ledger`; about once a
+second it closes the ledger's interval and hands the per-device energy to a callback (the
+run, which turns it into a batch for the sink). A source that fails is reported once and
+read no more; the others go on. The first and the last readings are taken by the caller, at
+the window's edges, so the measured window is exactly the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from carbon.sources.base import PowerSource
+from carbon.tracking.ledger import IntervalEnergy, Ledger
+
+log = logging.getLogger(__name__)
+
+PERSIST_INTERVAL_S = 1.0
+"""Length of a stored sample: one per device per second, whatever the reading rate."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFailure:
+    """A source that stopped working during a run.
+
+    Attributes:
+        positions: Positions of the source's devices in the run.
+        at_s: When it failed, seconds since the run started.
+        message: What went wrong.
+    """
+
+    positions: tuple[int, ...]
+    at_s: float
+    message: str
+
+
+class Sampler:
+    """Reads sources on a schedule and reports closed intervals.
+
+    Args:
+        sources: The run's power sources; their devices take consecutive positions.
+        hz: Readings per second.
+        on_interval: Called from the sampler thread with each closed interval's energy.
+        clock: Monotonic clock (replaceable in tests).
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[PowerSource],
+        *,
+        hz: float,
+        on_interval: Callable[[list[IntervalEnergy]], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sources = list(sources)
+        self.period_s = 1.0 / hz
+        self.on_interval = on_interval
+        self.clock = clock
+        self.failures: list[SourceFailure] = []
+        starts, position = [], 0
+        for source in self.sources:
+            starts.append(position)
+            position += len(source.devices)
+        self._starts = starts
+        self._active = [True] * len(self.sources)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.t0 = clock()
+        self.ledger = Ledger(self.t0, position)
+
+    def start(self) -> None:
+        """Take the first reading now (the window's start) and start the thread."""
+        self.t0 = self.clock()
+        self.ledger = Ledger(self.t0, self.ledger.device_count)
+        self._read_all(self.t0)
+        self._thread = threading.Thread(target=self._loop, name="carbon-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> float:
+        """Stop the thread, take the last reading and close the last interval.
+
+        Returns:
+            The window's end on the monotonic clock.
+        """
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        end = self.clock()
+        self._read_all(end)
+        self.on_interval(self.ledger.close_interval(end))
+        return end
+
+    def _loop(self) -> None:
+        next_tick = self.t0 + self.period_s
+        while not self._stop.wait(max(0.0, next_tick - self.clock())):
+            now = self.clock()
+            self._read_all(now)
+            if now - self.t0 - self.ledger.open_since_s >= PERSIST_INTERVAL_S - self.period_s / 2:
+                try:
+                    self.on_interval(self.ledger.close_interval(now))
+                except Exception:  # the thread must survive to measure the rest of the run
+                    log.exception("carbon: could not record an interval")
+            next_tick += self.period_s
+            if next_tick < now:  # fell behind (suspended, overloaded): skip missed ticks
+                next_tick = now + self.period_s
+
+    def _read_all(self, now: float) -> None:
+        for i, source in enumerate(self.sources):
+            if not self._active[i]:
+                continue
+            try:
+                readings = source.read(now)
+                if len(readings) != len(source.devices):
+                    raise ValueError(
+                        f"returned {len(readings)} readings for {len(source.devices)} devices"
+                    )
+                self.ledger.observe(self._starts[i], readings, now)
+            except Exception as exc:  # a failing source must not stop the run
+                self._fail(i, now, exc)
+
+    def _fail(self, index: int, now: float, exc: Exception) -> None:
+        self._active[index] = False
+        source = self.sources[index]
+        positions = tuple(range(self._starts[index], self._starts[index] + len(source.devices)))
+        names = ", ".join(device.name for device in source.devices)
+        message = f"{type(exc).__name__}: {exc}"
+        self.failures.append(SourceFailure(positions, now - self.t0, message))
+        log.warning(
+            "carbon: power source for %s failed at %.1f s and is no longer read: %s; "
+            "energy measured before that is kept",
+            names,
+            now - self.t0,
+            message,
+        )
+        try:
+            source.close()
+        except Exception:  # closing a broken source may fail too; nothing more to do
+            log.debug("closing the failed source raised", exc_info=True)
