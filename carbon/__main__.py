@@ -1,0 +1,5 @@
+"""``python -m carbon`` runs the command line."""
+
+from carbon.cli import main
+
+main()

@@ -1,0 +1,81 @@
+"""The migrated schema is the one the models describe, on every backend."""
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.config import Config
+from sqlalchemy import create_engine, inspect, text
+
+from carbon.errors import StoreError
+from carbon.store import connect_store
+from carbon.store.migrate import HEAD_REVISION, migrations_dir
+from carbon.store.models import Base
+
+
+def test_head_revision_constant_matches_the_newest_script() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    assert ScriptDirectory.from_config(config).get_heads() == [HEAD_REVISION]
+
+
+def test_migrated_schema_matches_the_models(store_url: str) -> None:
+    engine = create_engine(store_url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
+        tables = set(inspect(connection).get_table_names())
+    engine.dispose()
+    assert differences == []
+    assert {"project", "run", "device", "sample", "work", "alembic_version"} <= tables
+
+
+def test_sample_table_is_indexed_by_run_and_time(store_url: str) -> None:
+    engine = create_engine(store_url)
+    indexes = inspect(engine).get_indexes("sample")
+    engine.dispose()
+    assert {ix["name"]: ix["column_names"] for ix in indexes}["ix_sample_run_time"] == [
+        "run_id",
+        "t",
+    ]
+
+
+def test_fresh_sqlite_file_is_migrated_on_first_use_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "carbon.db"
+    store = connect_store(f"sqlite:///{path}")
+    with store.engine.connect() as connection:
+        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        mode = connection.execute(text("PRAGMA journal_mode")).scalar()
+    store.dispose()
+    assert revision == HEAD_REVISION
+    assert mode == "wal"
+
+
+@pytest.mark.postgres
+def test_empty_postgres_is_not_migrated_behind_the_users_back(postgres_url: str) -> None:
+    engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text("CREATE SCHEMA IF NOT EXISTS empty_one"))
+    engine.dispose()
+    url = postgres_url + "?options=-csearch_path%3Dempty_one"
+    try:
+        with pytest.raises(StoreError, match=r"is empty; .* run `carbon db upgrade`"):
+            connect_store(url)
+    finally:
+        engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text("DROP SCHEMA empty_one CASCADE"))
+        engine.dispose()
+
+
+def test_database_from_a_newer_carbon_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'carbon.db'}"
+    connect_store(url).dispose()
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(StoreError, match="newer than this version of carbon knows"):
+        connect_store(url)
