@@ -23,4 +23,3 @@ def j_to_kwh(energy_j: float) -> float:
 def kwh_to_j(energy_kwh: float) -> float:
     """Convert kilowatt-hours to joules."""
     return energy_kwh * J_PER_KWH
-

@@ -27,12 +27,18 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    return {"CARBON_DATABASE_URL": settings.resolved_database_url, "CARBON_HOME": str(settings.home)}
+    return {
+        "CARBON_DATABASE_URL": settings.resolved_database_url,
+        "CARBON_HOME": str(settings.home),
+    }
 
 
 def _make_runs(settings: Settings) -> list[str]:
     ids = []
-    for kind, compression in [("training", {"precision": "fp32"}), ("inference", {"precision": "int8"})]:
+    for kind, compression in [
+        ("training", {"precision": "fp32"}),
+        ("inference", {"precision": "int8"}),
+    ]:
         sources = [ConstantPowerSource(20.0, component=Component.CPU, name="cpu")]
         with carbon.track(
             project="cli", name=f"{kind}-run", kind=kind, compression=compression,

@@ -110,14 +110,18 @@ def test_reported_flops_give_joules_per_flop(settings: Settings) -> None:
 
 
 def test_exception_ends_run_as_failed_and_keeps_energy(settings: Settings) -> None:
-    with (
-        pytest.raises(RuntimeError, match="diverged"),
-        carbon.track(settings=settings, sources=_sources()) as run,
-    ):
-        run.step(samples=4)
-        time.sleep(0.3)
-        raise RuntimeError("loss diverged")
-    s = run.summary()
+    runs = []
+
+    def train() -> None:
+        with carbon.track(settings=settings, sources=_sources()) as run:
+            runs.append(run)
+            run.step(samples=4)
+            time.sleep(0.3)
+            raise RuntimeError("loss diverged")
+
+    with pytest.raises(RuntimeError, match="diverged"):
+        train()
+    s = runs[0].summary()
     assert s["status"] == "failed"
     assert s["energy_j"] == pytest.approx(52.5 * s["duration_s"], rel=0.01)
     assert s["samples"] == 4
@@ -125,13 +129,17 @@ def test_exception_ends_run_as_failed_and_keeps_energy(settings: Settings) -> No
 
 
 def test_keyboard_interrupt_ends_run_as_interrupted(settings: Settings) -> None:
-    with (
-        pytest.raises(KeyboardInterrupt),
-        carbon.track(settings=settings, sources=_sources()) as run,
-    ):
-        time.sleep(0.2)
-        raise KeyboardInterrupt
-    s = run.summary()
+    runs = []
+
+    def train() -> None:
+        with carbon.track(settings=settings, sources=_sources()) as run:
+            runs.append(run)
+            time.sleep(0.2)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train()
+    s = runs[0].summary()
     assert s["status"] == "interrupted"
     assert s["energy_j"] > 0
 
@@ -234,8 +242,10 @@ def test_unreachable_database_names_the_masked_url(tmp_path: object) -> None:
     from carbon.settings import load_settings
 
     bad = load_settings(database_url="postgresql://alice:s3cret@127.0.0.1:1/nowhere")
-    with pytest.raises(carbon.StoreError) as info:
-        with carbon.track(settings=bad, sources=_sources()):  # noqa: SIM117
-            pytest.fail("the block must not run")
+    with (
+        pytest.raises(carbon.StoreError) as info,
+        carbon.track(settings=bad, sources=_sources()),
+    ):
+        pytest.fail("the block must not run")
     assert "alice:***@127.0.0.1:1/nowhere" in str(info.value)
     assert "s3cret" not in str(info.value)

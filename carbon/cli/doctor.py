@@ -32,8 +32,11 @@ def doctor(
             {
                 "probes": [asdict(probe) for probe in probes],
                 "devices": [
-                    {**asdict(device), "component": device.component.value,
-                     "provenance": device.provenance.value}
+                    {
+                        **asdict(device),
+                        "component": device.component.value,
+                        "provenance": device.provenance.value,
+                    }
                     for device in devices
                 ],
                 "database_url": mask_url(settings.resolved_database_url),

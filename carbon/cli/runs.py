@@ -27,8 +27,7 @@ def list_command(
     _, store = settings_and_store()
     with store.session() as session:
         summaries = [
-            run_summary(run)
-            for run in list_runs(session, project=project, kind=kind, limit=limit)
+            run_summary(run) for run in list_runs(session, project=project, kind=kind, limit=limit)
         ]
     if as_json:
         echo_json(summaries)

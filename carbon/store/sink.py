@@ -7,6 +7,7 @@ from the batch's cumulative figures, so a list of runs never has to scan samples
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,9 +61,7 @@ class LocalSink:
                 intensity_zone=start.intensity.zone if start.intensity else None,
                 intensity_year=start.intensity.year if start.intensity else None,
             )
-            run.devices = [
-                Device(**spec.model_dump(), energy_j=0.0) for spec in start.devices
-            ]
+            run.devices = [Device(**spec.model_dump(), energy_j=0.0) for spec in start.devices]
             session.add(run)
             session.flush()
             device_ids = [device.id for device in run.devices]
@@ -156,10 +155,10 @@ class _RunState:
     def totals(self, totals: wire.Totals) -> dict[str, Any]:
         """Column values of the run row for the cumulative figures of a batch."""
         by_component: dict[str, float | None] = {"gpu": None, "cpu": None, "ram": None}
-        for component, energy_j in zip(self.components, totals.device_energy_j, strict=True):
-            by_component[component] = (by_component[component] or 0.0) + energy_j
+        for component, device_j in zip(self.components, totals.device_energy_j, strict=True):
+            by_component[component] = (by_component[component] or 0.0) + device_j
         known = [value for value in by_component.values() if value is not None]
-        energy_j = sum(known) if known else None
+        energy_j = math.fsum(known) if known else None
         intensity = self.start.intensity
         return {
             "duration_s": totals.duration_s,

@@ -81,9 +81,7 @@ class Tracker:
 
         settings = self.config.settings or load_settings()
         store = open_store(settings.resolved_database_url)
-        sources = (
-            list(self.config.sources) if self.config.sources is not None else detect_sources()
-        )
+        sources = list(self.config.sources) if self.config.sources is not None else detect_sources()
         run = Run(self.config, name)
         try:
             run._start(settings, sources, LocalSink(store))

@@ -75,9 +75,7 @@ class Ledger:
         """Start of the open interval, seconds since the run started."""
         return self._open_since_s
 
-    def observe(
-        self, first_position: int, readings: Sequence[DeviceReading], now_s: float
-    ) -> None:
+    def observe(self, first_position: int, readings: Sequence[DeviceReading], now_s: float) -> None:
         """Account the readings of one source taken at ``now_s`` (monotonic seconds).
 
         Args:

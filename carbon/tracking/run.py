@@ -17,7 +17,7 @@ import socket
 import threading
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from carbon import wire
 from carbon._version import __version__
@@ -185,8 +185,9 @@ class Run:
         self._ready.set()
 
     def _finish(self, status: RunStatus, error: str | None) -> None:
+        if self._sampler is None or self._sink is None:
+            raise RunStateError("the run was never started")
         self.status = self.status.to(status)
-        assert self._sampler is not None and self._sink is not None
         try:
             self._sampler.stop()
         finally:
@@ -199,7 +200,10 @@ class Run:
             )
         self._sink.finish_run(
             wire.RunEnd(
-                run_id=self.id, status=status.value, ended_at=datetime.now(UTC), error=error
+                run_id=self.id,
+                status=cast(wire.FinalStatus, status.value),
+                ended_at=datetime.now(UTC),
+                error=error,
             )
         )
 

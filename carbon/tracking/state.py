@@ -27,7 +27,9 @@ class RunStatus(StrEnum):
             RunStateError: The run has already ended, or ``new`` is not an ending.
         """
         if self.is_final:
-            raise RunStateError(f"the run has already ended as {self.value}; it cannot become {new}")
+            raise RunStateError(
+                f"the run has already ended as {self.value}; it cannot become {new}"
+            )
         if not new.is_final:
             raise RunStateError(f"a running run can only end, not become {new}")
         return new

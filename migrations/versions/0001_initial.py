@@ -99,7 +99,10 @@ def upgrade() -> None:
             "run_id", sa.String(32), sa.ForeignKey("run.id", ondelete="CASCADE"), nullable=False
         ),
         sa.Column(
-            "device_id", sa.Integer(), sa.ForeignKey("device.id", ondelete="CASCADE"), nullable=False
+            "device_id",
+            sa.Integer(),
+            sa.ForeignKey("device.id", ondelete="CASCADE"),
+            nullable=False,
         ),
         sa.Column("t", TIME, nullable=False),
         sa.Column("offset_s", sa.Float(), nullable=False),
