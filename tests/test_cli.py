@@ -116,3 +116,26 @@ def test_empty_store_says_how_to_start(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "no runs yet" in result.stdout
     assert "carbon demo" in result.stdout
+
+
+def test_doctor_explains_what_is_measured_here(tmp_path: Path) -> None:
+    result = cli("doctor", "--json", env={"CARBON_HOME": str(tmp_path), "CARBON_REGION": "DE"})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    by_method = {(p["component"], p["method"]): p for p in report["probes"]}
+    assert {
+        ("gpu", "nvml"),
+        ("cpu", "rapl"),
+        ("cpu", "tdp_estimate"),
+        ("ram", "ram_estimate"),
+    } <= set(by_method)
+    used = {p["component"]: p["method"] for p in report["probes"] if p["used"]}
+    assert used["cpu"] in ("rapl", "tdp_estimate")
+    assert {d["component"] for d in report["devices"]} >= {"cpu", "ram"}
+    for device in report["devices"]:
+        assert device["provenance"] in ("measured", "integrated", "estimated")
+        assert device["detail"]
+    assert report["region"] == "DE"
+    text = cli("doctor", env={"CARBON_HOME": str(tmp_path)})
+    assert "A run started now will measure:" in text.stdout
+    assert "region     not set" in text.stdout
