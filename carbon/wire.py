@@ -86,6 +86,7 @@ class Totals(BaseModel):
     tokens: int | None = Field(default=None, ge=0)
     flops: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     flops_method: str | None = None
+    precision: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
 
@@ -95,6 +96,24 @@ class Totals(BaseModel):
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"device_energy_j holds {value!r}; energy must be finite and >= 0")
         return self
+
+
+class WindowRecord(BaseModel):
+    """A closed measurement window (``with run.measure(name)``) and its figures."""
+
+    model_config = _FROZEN
+
+    name: str = Field(min_length=1, max_length=200)
+    start_s: float = Field(ge=0, allow_inf_nan=False)
+    duration_s: float = Field(ge=0, allow_inf_nan=False)
+    energy_j: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    energy_gpu_j: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    energy_cpu_j: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    energy_ram_j: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    steps: int = Field(ge=0)
+    samples: int | None = Field(default=None, ge=0)
+    tokens: int | None = Field(default=None, ge=0)
+    flops: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
 class Batch(BaseModel):
@@ -115,6 +134,7 @@ class Batch(BaseModel):
     work_samples: list[int] = Field(default_factory=list)
     work_tokens: list[int] = Field(default_factory=list)
     work_flops: list[float] = Field(default_factory=list)
+    windows: list[WindowRecord] = Field(default_factory=list)
     totals: Totals
     failed_devices: dict[int, str] = Field(default_factory=dict)
     failed_at_s: dict[int, float] = Field(default_factory=dict)

@@ -13,7 +13,7 @@ integration in the sampler means one place decides how power becomes energy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -109,3 +109,22 @@ class PowerSource(Protocol):
     def close(self) -> None:
         """Release what the source holds (file handles, library handles)."""
         ...
+
+
+class _Described(Protocol):
+    @property
+    def component(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+
+
+def methods_by_component(devices: Iterable[_Described]) -> dict[str, str | None]:
+    """The method names per component (``{"gpu": None, "cpu": "rapl", ...}``).
+
+    Several methods for one component (a GPU with an energy counter beside one without)
+    are joined with ``+``; a component with no device is ``None``.
+    """
+    found: dict[str, set[str]] = {component.value: set() for component in Component}
+    for device in devices:
+        found[str(device.component)].add(device.method)
+    return {component: "+".join(sorted(names)) or None for component, names in found.items()}

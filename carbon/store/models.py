@@ -115,6 +115,7 @@ class Run(Base):
     tokens: Mapped[int | None] = mapped_column(BigInteger)
     flops: Mapped[float | None] = mapped_column(Float)
     flops_method: Mapped[str | None] = mapped_column(String(32))
+    precision: Mapped[str | None] = mapped_column(String(16))
 
     intensity_g_per_kwh: Mapped[float | None] = mapped_column(Float)
     intensity_source: Mapped[str | None] = mapped_column(Text)
@@ -126,6 +127,9 @@ class Run(Base):
     project: Mapped[Project] = relationship(back_populates="runs")
     devices: Mapped[list[Device]] = relationship(
         back_populates="run", order_by="Device.position", cascade="all, delete-orphan"
+    )
+    windows: Mapped[list[Window]] = relationship(
+        back_populates="run", order_by="Window.start_s", cascade="all, delete-orphan"
     )
 
 
@@ -186,3 +190,25 @@ class Work(Base):
     samples: Mapped[int] = mapped_column(BigInteger)
     tokens: Mapped[int] = mapped_column(BigInteger)
     flops: Mapped[float] = mapped_column(Float)
+
+
+class Window(Base):
+    """A named measurement window inside a run (``with run.measure("eval")``)."""
+
+    __tablename__ = "run_window"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    start_s: Mapped[float] = mapped_column(Float)
+    duration_s: Mapped[float] = mapped_column(Float)
+    energy_j: Mapped[float | None] = mapped_column(Float)
+    energy_gpu_j: Mapped[float | None] = mapped_column(Float)
+    energy_cpu_j: Mapped[float | None] = mapped_column(Float)
+    energy_ram_j: Mapped[float | None] = mapped_column(Float)
+    steps: Mapped[int] = mapped_column(BigInteger)
+    samples: Mapped[int | None] = mapped_column(BigInteger)
+    tokens: Mapped[int | None] = mapped_column(BigInteger)
+    flops: Mapped[float | None] = mapped_column(Float)
+
+    run: Mapped[Run] = relationship(back_populates="windows")

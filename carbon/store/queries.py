@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from carbon.errors import RunNotFound
-from carbon.store.models import Device, Project, Run, Sample
+from carbon.sources.base import methods_by_component
+from carbon.store.models import Project, Run, Sample
 
 MIN_ID_PREFIX = 6
 """Shortest run-id prefix accepted where a full id is expected."""
@@ -91,14 +92,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _component_methods(devices: list[Device]) -> dict[str, str | None]:
-    methods: dict[str, str | None] = {"gpu": None, "cpu": None, "ram": None}
-    for component in methods:
-        names = sorted({d.method for d in devices if d.component == component})
-        methods[component] = "+".join(names) if names else None
-    return methods
-
-
 def run_summary(run: Run) -> dict[str, Any]:
     """The stable JSON shape of a run, as ``carbon runs show --json`` prints it.
 
@@ -126,7 +119,7 @@ def run_summary(run: Run) -> dict[str, Any]:
             "cpu": run.energy_cpu_j,
             "ram": run.energy_ram_j,
         },
-        "energy_method": _component_methods(run.devices),
+        "energy_method": methods_by_component(run.devices),
         "samples": run.samples,
         "tokens": run.tokens,
         "flops": run.flops,

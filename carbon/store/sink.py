@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from carbon import wire
 from carbon.accounting.co2e import co2e_g
 from carbon.store import Store
-from carbon.store.models import Device, Project, Run, Sample, Work
+from carbon.store.models import Device, Project, Run, Sample, Window, Work
 
 
 class LocalSink:
@@ -117,6 +117,11 @@ class LocalSink:
                 session.execute(insert(Sample), sample_rows)
             if work_rows:
                 session.execute(insert(Work), work_rows)
+            if batch.windows:
+                session.execute(
+                    insert(Window),
+                    [{"run_id": batch.run_id, **w.model_dump()} for w in batch.windows],
+                )
             self._update_devices(session, state, batch)
             session.execute(
                 update(Run).where(Run.id == batch.run_id).values(**state.totals(batch.totals))
@@ -171,6 +176,7 @@ class _RunState:
             "tokens": totals.tokens,
             "flops": totals.flops,
             "flops_method": totals.flops_method,
+            "precision": totals.precision,
             "metrics": dict(totals.metrics),
             "warnings": list(self.start.warnings) + list(totals.warnings),
             "co2e_g": co2e_g(energy_j, intensity.intensity_g_per_kwh, self.start.pue)

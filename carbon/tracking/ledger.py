@@ -70,6 +70,10 @@ class Ledger:
         """Energy per device over all closed intervals."""
         return [device.total_j for device in self._devices]
 
+    def cumulative_j(self) -> list[float]:
+        """Energy per device up to the latest reading, closed intervals and open one."""
+        return [device.total_j + device.open_energy_j for device in self._devices]
+
     @property
     def open_since_s(self) -> float:
         """Start of the open interval, seconds since the run started."""

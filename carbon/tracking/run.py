@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any, cast
 from carbon import wire
 from carbon._version import __version__
 from carbon.errors import CarbonError, RunStateError, StoreError
-from carbon.sources.base import DeviceInfo
+from carbon.sources.base import DeviceInfo, methods_by_component
 from carbon.tracking.ledger import IntervalEnergy
+from carbon.tracking.measure import Measurement, Window, synchronize_cuda
 from carbon.tracking.sampler import Sampler
 from carbon.tracking.state import RunStatus
 
@@ -66,6 +67,9 @@ class Run:
         self._tokens: int | None = None
         self._flops: float | None = None
         self._metrics: dict[str, float] = {}
+        self._flops_method: str | None = None
+        self._precision: str | None = None
+        self._windows: list[wire.WindowRecord] = []
         self._sent = (0, 0, 0, 0.0)
         self._seq = 0
         self._pending: list[wire.Batch] = []
@@ -102,6 +106,7 @@ class Run:
                 self._tokens = (self._tokens or 0) + n_tokens
             if flops is not None:
                 self._flops = (self._flops or 0.0) + float(flops)
+                self._flops_method = self._flops_method or "reported"
 
     def log_metrics(self, **metrics: float) -> None:
         """Record quality metrics of the run (accuracy, loss, ...); later values win.
@@ -118,6 +123,18 @@ class Run:
             checked[key] = float(value)
         with self._lock:
             self._metrics.update(checked)
+
+    def measure(self, name: str) -> Window:
+        """A measurement window: ``with run.measure("eval") as m: ...``, then ``m.energy_j``.
+
+        The window's energy is read at its edges (after queued GPU work has finished), so
+        windows may nest. Its figures are stored with the run and returned as a frozen
+        :class:`~carbon.tracking.measure.Measurement` in ``m.result``.
+
+        Raises:
+            ValueError: The name is empty.
+        """
+        return Window(self, name)
 
     def summary(self) -> dict[str, Any]:
         """The run as stored, in the JSON shape of ``carbon runs show --json``."""
@@ -153,6 +170,8 @@ class Run:
         else:
             warnings.append("no region set (CARBON_REGION or region=...): CO2e is unknown")
         self._devices = [device for source in sources for device in source.devices]
+        precision = self.config.compression.get("precision")
+        self._precision = str(precision).lower() if precision is not None else None
         self._sink = sink
         self._sampler = Sampler(sources, hz=settings.sample_hz, on_interval=self._on_interval)
         self.started_at = datetime.now(UTC)
@@ -189,6 +208,10 @@ class Run:
             raise RunStateError("the run was never started")
         self.status = self.status.to(status)
         try:
+            try:
+                synchronize_cuda()
+            except Exception:  # a broken CUDA context must not lose the run's energy
+                log.warning("carbon: could not wait for GPU work at the end of run %s", self.id)
             self._sampler.stop()
         finally:
             self._close_sources()
@@ -215,6 +238,59 @@ class Run:
             except Exception:  # a source that cannot close must not lose the run
                 log.debug("closing a power source raised", exc_info=True)
 
+    def _counters(self) -> tuple[int, int | None, int | None, float | None]:
+        with self._lock:
+            return self._steps, self._samples, self._tokens, self._flops
+
+    def _edge(self) -> tuple[float, list[float], tuple[int, int | None, int | None, float | None]]:
+        if self._sampler is None or self.status.is_final:
+            raise RunStateError("windows can only be measured while the run is running")
+        synchronize_cuda()
+        offset_s, cumulative_j = self._sampler.read_now()
+        return offset_s, cumulative_j, self._counters()
+
+    def _close_window(
+        self,
+        name: str,
+        begin: tuple[float, list[float], tuple[int, int | None, int | None, float | None]],
+    ) -> Measurement:
+        start_s, start_j, (steps0, samples0, tokens0, flops0) = begin
+        end_s, end_j, (steps1, samples1, tokens1, flops1) = self._edge()
+        by_component: dict[str, float | None] = {"gpu": None, "cpu": None, "ram": None}
+        for device, before, after in zip(self._devices, start_j, end_j, strict=True):
+            by_component[device.component] = (by_component[device.component] or 0.0) + (
+                after - before
+            )
+        known = [value for value in by_component.values() if value is not None]
+        measurement = Measurement(
+            name=name,
+            start_s=start_s,
+            duration_s=end_s - start_s,
+            energy_j=math.fsum(known) if known else None,
+            energy_by_component_j=by_component,
+            method=methods_by_component(self._devices),
+            steps=steps1 - steps0,
+            samples=None if samples1 is None else samples1 - (samples0 or 0),
+            tokens=None if tokens1 is None else tokens1 - (tokens0 or 0),
+            flops=None if flops1 is None else flops1 - (flops0 or 0.0),
+        )
+        record = wire.WindowRecord(
+            name=name,
+            start_s=measurement.start_s,
+            duration_s=measurement.duration_s,
+            energy_j=measurement.energy_j,
+            energy_gpu_j=by_component["gpu"],
+            energy_cpu_j=by_component["cpu"],
+            energy_ram_j=by_component["ram"],
+            steps=measurement.steps,
+            samples=measurement.samples,
+            tokens=measurement.tokens,
+            flops=measurement.flops,
+        )
+        with self._lock:
+            self._windows.append(record)
+        return measurement
+
     # -- the sampler thread's side ----------------------------------------------------
 
     def _on_interval(self, intervals: list[IntervalEnergy]) -> None:
@@ -222,6 +298,8 @@ class Run:
         with self._lock:
             steps, samples, tokens, flops = self._steps, self._samples, self._tokens, self._flops
             metrics = dict(self._metrics)
+            windows, self._windows = self._windows, []
+            flops_method, precision = self._flops_method, self._precision
         sent_steps, sent_samples, sent_tokens, sent_flops = self._sent
         work = (steps - sent_steps, (samples or 0) - sent_samples, (tokens or 0) - sent_tokens)
         work_flops = (flops or 0.0) - sent_flops
@@ -244,6 +322,7 @@ class Run:
             work_samples=[work[1]] if has_work else [],
             work_tokens=[work[2]] if has_work else [],
             work_flops=[work_flops] if has_work else [],
+            windows=windows,
             totals=wire.Totals(
                 duration_s=end_s,
                 device_energy_j=self._sampler.ledger.totals_j,
@@ -251,7 +330,8 @@ class Run:
                 samples=samples,
                 tokens=tokens,
                 flops=flops,
-                flops_method="reported" if flops is not None else None,
+                flops_method=flops_method,
+                precision=precision,
                 metrics=metrics,
                 warnings=list(self._sampler.ledger.anomalies)
                 + [f"power source failed at {f.at_s:.1f} s: {f.message}" for f in failures],

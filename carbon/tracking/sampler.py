@@ -69,6 +69,7 @@ class Sampler:
         self._starts = starts
         self._active = [True] * len(self.sources)
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.t0 = clock()
         self.ledger = Ledger(self.t0, position)
@@ -90,19 +91,39 @@ class Sampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        end = self.clock()
-        self._read_all(end)
-        self.on_interval(self.ledger.close_interval(end))
+        with self._lock:
+            end = self.clock()
+            self._read_all(end)
+            closed = self.ledger.close_interval(end)
+        self.on_interval(closed)
         return end
+
+    def read_now(self) -> tuple[float, list[float]]:
+        """Read every source now, from any thread, for the edge of a measurement window.
+
+        Returns:
+            Seconds since the run started, and each device's energy since then.
+        """
+        with self._lock:
+            now = self.clock()
+            self._read_all(now)
+            return now - self.t0, self.ledger.cumulative_j()
 
     def _loop(self) -> None:
         next_tick = self.t0 + self.period_s
         while not self._stop.wait(max(0.0, next_tick - self.clock())):
-            now = self.clock()
-            self._read_all(now)
-            if now - self.t0 - self.ledger.open_since_s >= PERSIST_INTERVAL_S - self.period_s / 2:
+            with self._lock:
+                now = self.clock()
+                self._read_all(now)
+                due = now - self.t0 - self.ledger.open_since_s
+                closed = (
+                    self.ledger.close_interval(now)
+                    if due >= PERSIST_INTERVAL_S - self.period_s / 2
+                    else None
+                )
+            if closed is not None:
                 try:
-                    self.on_interval(self.ledger.close_interval(now))
+                    self.on_interval(closed)
                 except Exception:  # the thread must survive to measure the rest of the run
                     log.exception("carbon: could not record an interval")
             next_tick += self.period_s

@@ -1,4 +1,4 @@
-"""Initial schema: projects, runs, devices, samples and work counters.
+"""Initial schema: projects, runs, devices, samples, work counters and windows.
 
 Revision ID: 0001
 Revises:
@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("tokens", sa.BigInteger(), nullable=True),
         sa.Column("flops", sa.Float(), nullable=True),
         sa.Column("flops_method", sa.String(32), nullable=True),
+        sa.Column("precision", sa.String(16), nullable=True),
         sa.Column("intensity_g_per_kwh", sa.Float(), nullable=True),
         sa.Column("intensity_source", sa.Text(), nullable=True),
         sa.Column("intensity_zone", sa.String(64), nullable=True),
@@ -127,9 +128,29 @@ def upgrade() -> None:
         sa.Column("flops", sa.Float(), nullable=False),
     )
     op.create_index("ix_work_run_time", "work", ["run_id", "t"])
+    op.create_table(
+        "run_window",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column(
+            "run_id", sa.String(32), sa.ForeignKey("run.id", ondelete="CASCADE"), nullable=False
+        ),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("start_s", sa.Float(), nullable=False),
+        sa.Column("duration_s", sa.Float(), nullable=False),
+        sa.Column("energy_j", sa.Float(), nullable=True),
+        sa.Column("energy_gpu_j", sa.Float(), nullable=True),
+        sa.Column("energy_cpu_j", sa.Float(), nullable=True),
+        sa.Column("energy_ram_j", sa.Float(), nullable=True),
+        sa.Column("steps", sa.BigInteger(), nullable=False),
+        sa.Column("samples", sa.BigInteger(), nullable=True),
+        sa.Column("tokens", sa.BigInteger(), nullable=True),
+        sa.Column("flops", sa.Float(), nullable=True),
+    )
+    op.create_index("ix_run_window_run_id", "run_window", ["run_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("run_window")
     op.drop_table("work")
     op.drop_table("sample")
     op.drop_table("device")
