@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from carbon.cli import db, demo, doctor, runs
+from carbon.cli import db, demo, doctor, run_cmd, runs
 from carbon.errors import CarbonError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
 app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
+app.command("run", context_settings={"ignore_unknown_options": True})(run_cmd.run_command)
 
 
 def main() -> None:

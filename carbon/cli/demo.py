@@ -6,12 +6,16 @@ from typing import Annotated
 
 import typer
 
+from carbon.demo.config import DEFAULT_EPOCHS, DEFAULT_INFERENCE_S
+
 
 def demo(
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the teacher.")] = 30,
+    epochs: Annotated[
+        int, typer.Option(min=1, help="Training epochs of the teacher.")
+    ] = DEFAULT_EPOCHS,
     inference_s: Annotated[
         float, typer.Option(min=0.5, help="Seconds of inference per compression setting.")
-    ] = 5.0,
+    ] = DEFAULT_INFERENCE_S,
     region: Annotated[
         str | None, typer.Option(help="ISO country code for CO2e (default CARBON_REGION).")
     ] = None,
