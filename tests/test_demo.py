@@ -197,7 +197,7 @@ def test_run_demo_without_the_extra_names_the_install_command(
     def find_spec(name: str, *args: Any) -> Any:
         return None if name == "torch" else real_find_spec(name, *args)
 
-    monkeypatch.setattr("carbon.demo._extra.importlib.util.find_spec", find_spec)
+    monkeypatch.setattr("carbon._extras.importlib.util.find_spec", find_spec)
     with pytest.raises(MissingExtraError, match=r"pip install 'carbon-ledger\[torch\]'") as info:
         run_demo(load_settings(home=tmp_path), echo=lambda _line: None)
     assert isinstance(info.value, ImportError)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from carbon.demo._extra import INSTALL_HINT, MissingExtraError, require_torch_extra
+from carbon._extras import INSTALL_HINT, MissingExtraError, require_torch_extra
 from carbon.demo.config import DEFAULT_EPOCHS, DEFAULT_INFERENCE_S, DemoConfig
 from carbon.demo.table import format_runs_table
 
