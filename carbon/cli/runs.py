@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from carbon.cli._common import echo_json, fmt_energy, fmt_mass_g, fmt_seconds, settings_and_store
-from carbon.store.queries import get_run, list_runs, run_summary
+from carbon.store.queries import get_run, list_runs
+from carbon.store.summary import run_summary
 
 app = typer.Typer(help="List and inspect tracked runs.", no_args_is_help=True)
 

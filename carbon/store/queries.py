@@ -1,20 +1,18 @@
 """The one query layer: every read of the store by the CLI, the API, the dashboard and reports.
 
 Functions take a session and keyword-only filters and return ORM rows or plain dicts; none
-of the callers writes SQL of its own. :func:`run_summary` defines the JSON shape of a run
-(``carbon runs show --json``, ``run.summary()``), whose field names are stable.
+of the callers writes SQL of its own. The JSON shape of a run is built from these rows by
+:mod:`carbon.store.summary`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from carbon.errors import RunNotFound
-from carbon.sources.base import methods_by_component
 from carbon.store.models import Project, Run, Sample
 
 MIN_ID_PREFIX = 6
@@ -86,73 +84,3 @@ def sample_energy_by_device(session: Session, run_id: str) -> dict[int, float]:
         .group_by(Sample.device_id)
     )
     return {device_id: float(total) for device_id, total in rows}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def run_summary(run: Run) -> dict[str, Any]:
-    """The stable JSON shape of a run, as ``carbon runs show --json`` prints it.
-
-    Unknown figures are ``None``: a run without FLOPs has no ``j_per_flop``; a run without a
-    region has no intensity and no CO2e. ``energy_j`` is the total over all components
-    before PUE; ``co2e_g`` is energy x PUE x intensity (location-based).
-    """
-    j_per_flop = (
-        run.energy_j / run.flops
-        if run.energy_j is not None and run.flops is not None and run.flops > 0
-        else None
-    )
-    return {
-        "id": run.id,
-        "project": run.project.name,
-        "name": run.name,
-        "kind": run.kind,
-        "status": run.status,
-        "started_at": _iso(run.started_at),
-        "ended_at": _iso(run.ended_at),
-        "duration_s": run.duration_s,
-        "energy_j": run.energy_j,
-        "energy_by_component_j": {
-            "gpu": run.energy_gpu_j,
-            "cpu": run.energy_cpu_j,
-            "ram": run.energy_ram_j,
-        },
-        "energy_method": methods_by_component(run.devices),
-        "samples": run.samples,
-        "tokens": run.tokens,
-        "flops": run.flops,
-        "flops_method": run.flops_method,
-        "j_per_flop": j_per_flop,
-        "mfu": None,
-        "region": run.region,
-        "intensity_g_per_kwh": run.intensity_g_per_kwh,
-        "intensity_source": run.intensity_source,
-        "pue": run.pue,
-        "co2e_g": run.co2e_g,
-        "hardware": run.hardware,
-        "compression": run.compression,
-        "metrics": run.metrics,
-        "tags": run.tags,
-        "steps": run.steps,
-        "host": run.host,
-        "simulated": run.simulated,
-        "warnings": run.warnings,
-        "error": run.error,
-        "devices": [
-            {
-                "component": d.component,
-                "name": d.name,
-                "index": d.index,
-                "uuid": d.uuid,
-                "method": d.method,
-                "provenance": d.provenance,
-                "detail": d.detail,
-                "energy_j": d.energy_j,
-                "power_limit_w": d.power_limit_w,
-                "error": d.error,
-            }
-            for d in run.devices
-        ],
-    }

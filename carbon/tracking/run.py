@@ -16,8 +16,9 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from carbon import wire
 from carbon._version import __version__
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from carbon.tracking.config import TrackConfig
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _count(name: str, value: Any) -> int:
@@ -68,6 +71,7 @@ class Run:
         self._flops: float | None = None
         self._metrics: dict[str, float] = {}
         self._flops_method: str | None = None
+        self._flops_per_step: float | None = None
         self._precision: str | None = None
         self._windows: list[wire.WindowRecord] = []
         self._sent = (0, 0, 0, 0.0)
@@ -107,6 +111,8 @@ class Run:
             if flops is not None:
                 self._flops = (self._flops or 0.0) + float(flops)
                 self._flops_method = self._flops_method or "reported"
+            elif self._flops_per_step is not None:
+                self._flops = (self._flops or 0.0) + self._flops_per_step
 
     def log_metrics(self, **metrics: float) -> None:
         """Record quality metrics of the run (accuracy, loss, ...); later values win.
@@ -124,6 +130,36 @@ class Run:
         with self._lock:
             self._metrics.update(checked)
 
+    def count_flops(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run one step under torch's FLOP counter and count that many FLOPs per step.
+
+        Counting is slow, so it is done once: every ``run.step()`` of the run (those before
+        this call too) then counts the FLOPs measured here, unless it reports its own with
+        ``flops=``. The run's ``flops_method`` becomes ``counted``. When ``fn`` is a torch
+        module and the run's compression names no precision, the precision is taken from
+        the module's weights (for MFU).
+
+        Args:
+            fn: One step: a model, or a function doing a forward (and backward) pass.
+            *args: Passed to ``fn``.
+            **kwargs: Passed to ``fn``.
+
+        Returns:
+            What ``fn`` returned.
+        """
+        from carbon.accounting.flop_counter import count_flops, dtype_precision
+
+        counted = count_flops(fn, *args, **kwargs)
+        precision = None
+        if self._precision is None and hasattr(fn, "parameters"):
+            precision = dtype_precision(fn)  # type: ignore[arg-type]
+        with self._lock:
+            self._flops_per_step = counted.flops
+            self._flops = counted.flops * self._steps
+            self._flops_method = "counted"
+            self._precision = self._precision or precision
+        return counted.result
+
     def measure(self, name: str) -> Window:
         """A measurement window: ``with run.measure("eval") as m: ...``, then ``m.energy_j``.
 
@@ -138,7 +174,8 @@ class Run:
 
     def summary(self) -> dict[str, Any]:
         """The run as stored, in the JSON shape of ``carbon runs show --json``."""
-        from carbon.store.queries import get_run, run_summary
+        from carbon.store.queries import get_run
+        from carbon.store.summary import run_summary
 
         if self._sink is None:
             raise RunStateError("the run has not started; use it inside `with carbon.track(...)`")
@@ -153,6 +190,7 @@ class Run:
     # -- lifecycle, driven by the tracker ---------------------------------------------
 
     def _start(self, settings: Settings, sources: list[Any], sink: LocalSink) -> None:
+        from carbon.accounting.catalog import normalize_precision
         from carbon.accounting.intensity import lookup_country_intensity
 
         region = self.config.region or settings.region
@@ -171,7 +209,10 @@ class Run:
             warnings.append("no region set (CARBON_REGION or region=...): CO2e is unknown")
         self._devices = [device for source in sources for device in source.devices]
         precision = self.config.compression.get("precision")
-        self._precision = str(precision).lower() if precision is not None else None
+        if precision is not None:
+            self._precision = normalize_precision(str(precision))
+            if self._precision is None:
+                warnings.append(f"precision {precision!r} is not one carbon knows: MFU unknown")
         self._sink = sink
         self._sampler = Sampler(sources, hz=settings.sample_hz, on_interval=self._on_interval)
         self.started_at = datetime.now(UTC)
