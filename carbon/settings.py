@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from carbon.errors import ConfigError
@@ -29,15 +29,49 @@ class Settings(BaseSettings):
         region: Default region of runs (ISO 3166 country code, alpha-2 or alpha-3).
         pue: Power usage effectiveness applied to energy for CO2e (>= 1.0).
         sample_hz: How often the sampler reads the power sources, per second.
+        simulate_gpus: Measure this many simulated GPUs instead of real ones (demos and
+            tests without a GPU); such runs are marked simulated everywhere.
+        cuda_visible_devices: ``CUDA_VISIBLE_DEVICES`` as the process sees it (indices or
+            ``GPU-...`` UUIDs); ``None`` means every GPU.
+        rank: Global rank of this process in a distributed job (``RANK``,
+            ``SLURM_PROCID``).
+        local_rank: Rank on this node (``LOCAL_RANK``, ``SLURM_LOCALID``).
+        world_size: Processes in the job (``WORLD_SIZE``, ``SLURM_NTASKS``).
+        local_world_size: Processes on this node (``LOCAL_WORLD_SIZE``).
+        job_id: Identifies the job, so its ranks write one run (``CARBON_JOB_ID``,
+            ``SLURM_JOB_ID``, ``TORCHELASTIC_RUN_ID``).
     """
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
+    )
 
     home: Path = Field(default_factory=lambda: Path.home() / ".carbon")
     database_url: str | None = None
     region: str | None = None
     pue: float = 1.0
     sample_hz: float = 10.0
+    simulate_gpus: int = Field(default=0, ge=0, le=64)
+    cuda_visible_devices: str | None = Field(
+        default=None, validation_alias=AliasChoices("CUDA_VISIBLE_DEVICES")
+    )
+    rank: int | None = Field(
+        default=None, ge=0, validation_alias=AliasChoices("RANK", "SLURM_PROCID")
+    )
+    local_rank: int | None = Field(
+        default=None, ge=0, validation_alias=AliasChoices("LOCAL_RANK", "SLURM_LOCALID")
+    )
+    world_size: int | None = Field(
+        default=None, ge=1, validation_alias=AliasChoices("WORLD_SIZE", "SLURM_NTASKS")
+    )
+    local_world_size: int | None = Field(
+        default=None, ge=1, validation_alias=AliasChoices("LOCAL_WORLD_SIZE")
+    )
+    job_id: str | None = Field(
+        default=None,
+        max_length=128,
+        validation_alias=AliasChoices("CARBON_JOB_ID", "SLURM_JOB_ID", "TORCHELASTIC_RUN_ID"),
+    )
 
     @field_validator("home", mode="after")
     @classmethod
@@ -58,12 +92,24 @@ class Settings(BaseSettings):
             raise ValueError("sampling rate must be between 0.1 and 1000 per second")
         return value
 
+    @field_validator("job_id")
+    @classmethod
+    def _check_job_id(cls, value: str | None) -> str | None:
+        if value is None or not value.strip() or value.strip().lower() == "none":
+            return None
+        return value.strip()
+
     @field_validator("region")
     @classmethod
     def _check_region(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
         return value.strip().upper()
+
+    @property
+    def distributed(self) -> bool:
+        """Whether this process is one rank of a job whose ranks write one run together."""
+        return (self.world_size or 1) > 1 and self.job_id is not None
 
     @property
     def resolved_database_url(self) -> str:
@@ -94,7 +140,7 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
-            name = field if field in given else ENV_PREFIX + field.upper()
+            name = field if field in given or field.isupper() else ENV_PREFIX + field.upper()
             message = str(error["msg"]).removeprefix("Value error, ")
             problems.append(f"{name}={error.get('input')!r}: {message}")
         raise ConfigError("invalid setting: " + "; ".join(problems)) from None

@@ -67,6 +67,9 @@ class RunStart(BaseModel):
     sample_hz: float = Field(gt=0, allow_inf_nan=False)
     carbon_version: str
     simulated: bool = False
+    rank: int = Field(default=0, ge=0)
+    world_size: int = Field(default=1, ge=1)
+    job_id: str | None = Field(default=None, max_length=128)
     hardware: dict[str, Any] = Field(default_factory=dict)
     compression: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
@@ -122,6 +125,7 @@ class Batch(BaseModel):
     model_config = _FROZEN
 
     run_id: str
+    rank: int = Field(default=0, ge=0)
     seq: int = Field(ge=0)
     sample_device: list[int] = Field(default_factory=list)
     sample_offset_s: list[float] = Field(default_factory=list)
@@ -173,6 +177,7 @@ class RunEnd(BaseModel):
     model_config = _FROZEN
 
     run_id: str
+    rank: int = Field(default=0, ge=0)
     status: FinalStatus
     ended_at: AwareDatetime
     error: str | None = None

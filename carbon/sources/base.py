@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 class Component(StrEnum):
@@ -116,6 +116,10 @@ class _Described(Protocol):
     def component(self) -> str: ...
     @property
     def method(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def memory_bytes(self) -> int | None: ...
 
 
 def methods_by_component(devices: Iterable[_Described]) -> dict[str, str | None]:
@@ -128,3 +132,24 @@ def methods_by_component(devices: Iterable[_Described]) -> dict[str, str | None]
     for device in devices:
         found[str(device.component)].add(device.method)
     return {component: "+".join(sorted(names)) or None for component, names in found.items()}
+
+
+def describe_hardware(devices: Iterable[_Described]) -> dict[str, Any]:
+    """A short description of a machine (or a job's machines) from its measured devices.
+
+    Returns:
+        ``cpu`` (model, or a list of models), ``gpu`` (model, or a sorted list of models),
+        ``gpu_count``, and ``ram_bytes`` (summed over RAM devices that state it); ``None``
+        where nothing was measured.
+    """
+    devices = list(devices)
+    cpus = sorted({d.name for d in devices if d.component == Component.CPU})
+    gpus = [d.name for d in devices if d.component == Component.GPU]
+    ram = [d.memory_bytes for d in devices if d.component == Component.RAM and d.memory_bytes]
+    gpu_models = sorted(set(gpus))
+    return {
+        "cpu": cpus[0] if len(cpus) == 1 else (cpus or None),
+        "gpu": gpu_models[0] if len(gpu_models) == 1 else (gpu_models or None),
+        "gpu_count": len(gpus),
+        "ram_bytes": sum(ram) if ram else None,
+    }

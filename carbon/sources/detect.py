@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from carbon.errors import SourceUnavailable
 from carbon.sources import _procfs
@@ -25,6 +26,9 @@ from carbon.sources.base import Component, PowerSource
 from carbon.sources.cpu_estimate import CpuEstimateSource
 from carbon.sources.ram_estimate import RamEstimateSource
 from carbon.sources.rapl import DEFAULT_POWERCAP_ROOT, RaplSource
+
+if TYPE_CHECKING:
+    from carbon.settings import Settings
 
 __all__ = ["ProbeResult", "detect_sources", "probe_machine"]
 
@@ -90,12 +94,17 @@ _PROBES: tuple[tuple[Component, tuple[tuple[str, _Opener], ...]], ...] = (
 
 def detect_sources(
     *,
+    settings: Settings | None = None,
     powercap_root: Path = DEFAULT_POWERCAP_ROOT,
     proc_root: Path = _procfs.DEFAULT_PROC_ROOT,
 ) -> list[PowerSource]:
-    """Open a fresh source for every component this machine can account for.
+    """Open a fresh source for every component this process should account for.
+
+    In a distributed job, the machine-wide components (CPU, RAM) are measured by the
+    node's local rank 0 only, so the job's run counts each node once.
 
     Args:
+        settings: Ranks of a distributed job; ``None`` for a single process.
         powercap_root: The powercap folder (``/sys/class/powercap``).
         proc_root: The proc folder (``/proc``).
 
@@ -104,6 +113,8 @@ def detect_sources(
     """
     roots = _Roots(powercap=powercap_root, proc=proc_root)
     sources: list[PowerSource] = []
+    if settings is not None and settings.distributed and (settings.local_rank or 0) != 0:
+        return sources
     for _component, methods in _PROBES:
         for _method, opener in methods:
             try:

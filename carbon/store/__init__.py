@@ -6,6 +6,7 @@ migrates a new or older database on first use.
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,6 +66,25 @@ def _reason(exc: SQLAlchemyError) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Hold an exclusive lock beside a SQLite file while it is migrated.
+
+    Several processes (the ranks of a job) may open a new store at once; the lock makes
+    one migrate while the others wait and then find the schema in place.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def connect_store(url: str, *, migrate: bool | None = None) -> Store:
     """Open a store and make sure its schema is the one this code expects.
 
@@ -96,7 +116,11 @@ def connect_store(url: str, *, migrate: bool | None = None) -> Store:
                     f"database {mask_url(url)!r} is {state}; this version of carbon needs "
                     f"revision {HEAD_REVISION}: run `carbon db upgrade`"
                 )
-            upgrade(engine)
+            with _migration_lock(engine):
+                with engine.connect() as connection:
+                    revision = current_revision(connection)
+                if revision != HEAD_REVISION:
+                    upgrade(engine)
     except SQLAlchemyError as exc:
         engine.dispose()
         raise StoreError(f"cannot open database {mask_url(url)!r}: {_reason(exc)}") from None

@@ -105,6 +105,8 @@ class Run(Base):
     sample_hz: Mapped[float] = mapped_column(Float)
     carbon_version: Mapped[str] = mapped_column(String(32))
     simulated: Mapped[bool] = mapped_column(Boolean, default=False)
+    job_id: Mapped[str | None] = mapped_column(String(128))
+    world_size: Mapped[int] = mapped_column(Integer, default=1)
 
     energy_j: Mapped[float | None] = mapped_column(Float)
     energy_gpu_j: Mapped[float | None] = mapped_column(Float)
@@ -137,10 +139,11 @@ class Device(Base):
     """A device measured during one run, and how it was measured."""
 
     __tablename__ = "device"
-    __table_args__ = (UniqueConstraint("run_id", "position"),)
+    __table_args__ = (UniqueConstraint("run_id", "rank", "position"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    rank: Mapped[int] = mapped_column(Integer, default=0)
     position: Mapped[int] = mapped_column(Integer)
     component: Mapped[str] = mapped_column(String(8))
     name: Mapped[str] = mapped_column(String(255))
@@ -156,6 +159,33 @@ class Device(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
     run: Mapped[Run] = relationship(back_populates="devices")
+
+
+class RunRank(Base):
+    """One process's share of a run: a single process is rank 0; a job has one per rank.
+
+    Each rank measures its own devices and counts its own work; the run's totals are the
+    sums over its ranks, so devices are never counted twice.
+    """
+
+    __tablename__ = "run_rank"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    energy_gpu_j: Mapped[float | None] = mapped_column(Float)
+    energy_cpu_j: Mapped[float | None] = mapped_column(Float)
+    energy_ram_j: Mapped[float | None] = mapped_column(Float)
+    steps: Mapped[int] = mapped_column(BigInteger, default=0)
+    samples: Mapped[int | None] = mapped_column(BigInteger)
+    tokens: Mapped[int | None] = mapped_column(BigInteger)
+    flops: Mapped[float | None] = mapped_column(Float)
+    warnings: Mapped[list[Any]]
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class Sample(Base):

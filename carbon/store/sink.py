@@ -1,30 +1,37 @@
 """The local sink: writes a run's records into a SQL store.
 
-It is the SQL end of the data flow (:mod:`carbon.wire` records in, rows out). Each batch is
-one transaction: its samples and work rows are inserted in bulk and the run's totals are set
-from the batch's cumulative figures, so a list of runs never has to scan samples.
+It is the SQL end of the data flow (:mod:`carbon.wire` records in, rows out). A run is
+written by one process, or by every rank of a distributed job: each rank has its own
+``run_rank`` row and its own devices, and after every batch the run's totals are set to the
+sums over its ranks, so lists never scan samples and no device is counted twice. Each batch
+is one transaction.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Insert, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from carbon import wire
 from carbon.accounting.co2e import co2e_g
+from carbon.sources.base import describe_hardware
 from carbon.store import Store
-from carbon.store.models import Device, Project, Run, Sample, Window, Work
+from carbon.store.models import Device, Project, Run, RunRank, Sample, Window, Work
+
+FINAL_ORDER = ("failed", "interrupted", "completed")
+"""How the ranks' endings combine: any failed rank fails the run, then interrupted."""
 
 
 class LocalSink:
     """Writes runs to a :class:`~carbon.store.Store`.
 
-    The sink remembers, per run it started, the start time, the database ids of the devices
-    and the figures needed to price the run's energy.
+    The sink remembers, per run it started, the start record and the database ids of the
+    devices it inserted for its rank.
     """
 
     def __init__(self, store: Store) -> None:
@@ -32,43 +39,71 @@ class LocalSink:
         self._runs: dict[str, _RunState] = {}
 
     def start_run(self, start: wire.RunStart) -> None:
-        """Insert the run, its project (if new) and its devices."""
+        """Insert the run (unless another rank did), this rank, and this rank's devices."""
+        intensity = start.intensity
         with self.store.session() as session:
-            project_id = _project_id(session, start.project, start.started_at)
-            run = Run(
-                id=start.id,
-                project_id=project_id,
-                name=start.name,
-                kind=start.kind,
-                status="running",
-                started_at=start.started_at,
-                host=start.host,
-                region=start.region,
-                hardware=start.hardware,
-                compression=start.compression,
-                tags=start.tags,
-                metrics={},
-                warnings=list(start.warnings),
-                sample_hz=start.sample_hz,
-                carbon_version=start.carbon_version,
-                simulated=start.simulated,
-                steps=0,
-                pue=start.pue,
-                intensity_g_per_kwh=start.intensity.intensity_g_per_kwh
-                if start.intensity
-                else None,
-                intensity_source=start.intensity.source if start.intensity else None,
-                intensity_zone=start.intensity.zone if start.intensity else None,
-                intensity_year=start.intensity.year if start.intensity else None,
+            session.execute(
+                self._insert_ignore(session, Project).values(
+                    name=start.project, created_at=start.started_at
+                )
             )
-            run.devices = [Device(**spec.model_dump(), energy_j=0.0) for spec in start.devices]
-            session.add(run)
+            project_id = session.scalar(select(Project.id).where(Project.name == start.project))
+            session.execute(
+                self._insert_ignore(session, Run).values(
+                    id=start.id,
+                    project_id=project_id,
+                    name=start.name,
+                    kind=start.kind,
+                    status="running",
+                    started_at=start.started_at,
+                    host=start.host,
+                    region=start.region,
+                    hardware={},
+                    compression=start.compression,
+                    tags=start.tags,
+                    metrics={},
+                    warnings=list(start.warnings),
+                    sample_hz=start.sample_hz,
+                    carbon_version=start.carbon_version,
+                    simulated=start.simulated,
+                    job_id=start.job_id,
+                    world_size=start.world_size,
+                    steps=0,
+                    pue=start.pue,
+                    intensity_g_per_kwh=intensity.intensity_g_per_kwh if intensity else None,
+                    intensity_source=intensity.source if intensity else None,
+                    intensity_zone=intensity.zone if intensity else None,
+                    intensity_year=intensity.year if intensity else None,
+                )
+            )
+            session.add(
+                RunRank(
+                    run_id=start.id,
+                    rank=start.rank,
+                    host=start.host,
+                    status="running",
+                    started_at=start.started_at,
+                    steps=0,
+                    warnings=list(start.warnings),
+                )
+            )
+            devices = [
+                Device(run_id=start.id, rank=start.rank, energy_j=0.0, **spec.model_dump())
+                for spec in start.devices
+            ]
+            session.add_all(devices)
             session.flush()
-            device_ids = [device.id for device in run.devices]
+            every_device = session.scalars(select(Device).where(Device.run_id == start.id))
+            session.execute(
+                update(Run)
+                .where(Run.id == start.id)
+                .values(hardware=describe_hardware(every_device))
+            )
+            device_ids = [device.id for device in devices]
         self._runs[start.id] = _RunState(start, device_ids)
 
     def write(self, batch: wire.Batch) -> None:
-        """Store one batch and bring the run's totals up to date, in one transaction."""
+        """Store one batch and bring the rank's and the run's totals up to date."""
         state = self._runs[batch.run_id]
         started = state.start.started_at
         sample_rows = [
@@ -112,6 +147,7 @@ class LocalSink:
                 strict=True,
             )
         ]
+        totals = batch.totals
         with self.store.session() as session:
             if sample_rows:
                 session.execute(insert(Sample), sample_rows)
@@ -123,19 +159,73 @@ class LocalSink:
                     [{"run_id": batch.run_id, **w.model_dump()} for w in batch.windows],
                 )
             self._update_devices(session, state, batch)
+            by_component = state.by_component(totals.device_energy_j)
             session.execute(
-                update(Run).where(Run.id == batch.run_id).values(**state.totals(batch.totals))
+                update(RunRank)
+                .where(RunRank.run_id == batch.run_id, RunRank.rank == batch.rank)
+                .values(
+                    duration_s=totals.duration_s,
+                    energy_gpu_j=by_component["gpu"],
+                    energy_cpu_j=by_component["cpu"],
+                    energy_ram_j=by_component["ram"],
+                    steps=totals.steps,
+                    samples=totals.samples,
+                    tokens=totals.tokens,
+                    flops=totals.flops,
+                    warnings=list(state.start.warnings) + list(totals.warnings),
+                )
             )
+            run_values: dict[str, Any] = {}
+            if batch.rank == 0 or state.start.world_size == 1:
+                run_values.update(
+                    metrics=dict(totals.metrics),
+                    flops_method=totals.flops_method,
+                    precision=totals.precision,
+                )
+            self._refresh_totals(session, state, run_values)
 
     def finish_run(self, end: wire.RunEnd) -> None:
-        """Record how the run ended."""
+        """Record how this rank ended, and the run's status once every rank has ended."""
+        self._runs.pop(end.run_id, None)
         with self.store.session() as session:
+            session.execute(
+                update(RunRank)
+                .where(RunRank.run_id == end.run_id, RunRank.rank == end.rank)
+                .values(status=end.status, ended_at=end.ended_at, error=end.error)
+            )
+            ranks = session.execute(
+                select(RunRank.status, RunRank.ended_at, RunRank.error, RunRank.rank)
+                .where(RunRank.run_id == end.run_id)
+                .order_by(RunRank.rank)
+            ).all()
+            if any(status == "running" for status, *_ in ranks):
+                return
+            statuses = {status for status, *_ in ranks}
+            status = next(s for s in FINAL_ORDER if s in statuses)
+            errors = [
+                error if len(ranks) == 1 else f"rank {rank}: {error}"
+                for _, _, error, rank in ranks
+                if error
+            ]
             session.execute(
                 update(Run)
                 .where(Run.id == end.run_id)
-                .values(status=end.status, ended_at=end.ended_at, error=end.error)
+                .values(
+                    status=status,
+                    ended_at=max(ended for _, ended, *_ in ranks if ended is not None),
+                    error="; ".join(errors) or None,
+                )
             )
-        self._runs.pop(end.run_id, None)
+
+    @staticmethod
+    def _insert_ignore(session: Session, table: type[Project] | type[Run]) -> Insert:
+        """An INSERT that does nothing when the row exists (another rank made it)."""
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        if dialect == "sqlite":
+            return sqlite.insert(table).on_conflict_do_nothing()
+        return insert(table).prefix_with("IGNORE")
 
     @staticmethod
     def _update_devices(session: Session, state: _RunState, batch: wire.Batch) -> None:
@@ -148,48 +238,66 @@ class LocalSink:
                 update(Device).where(Device.id == state.device_ids[position]).values(**values)
             )
 
+    @staticmethod
+    def _refresh_totals(session: Session, state: _RunState, values: dict[str, Any]) -> None:
+        """Set the run's totals to the sums over its ranks, and its CO2e from them."""
+        run_id = state.start.id
+        sums = session.execute(
+            select(
+                func.max(RunRank.duration_s),
+                func.sum(RunRank.energy_gpu_j),
+                func.sum(RunRank.energy_cpu_j),
+                func.sum(RunRank.energy_ram_j),
+                func.sum(RunRank.steps),
+                func.sum(RunRank.samples),
+                func.sum(RunRank.tokens),
+                func.sum(RunRank.flops),
+            ).where(RunRank.run_id == run_id)
+        ).one()
+        duration_s, gpu_j, cpu_j, ram_j, steps, samples, tokens, flops = sums
+        known = [float(v) for v in (gpu_j, cpu_j, ram_j) if v is not None]
+        energy_j = math.fsum(known) if known else None
+        intensity = state.start.intensity
+        warnings = [
+            warning
+            for (rank_warnings,) in session.execute(
+                select(RunRank.warnings).where(RunRank.run_id == run_id).order_by(RunRank.rank)
+            )
+            for warning in rank_warnings
+        ]
+        session.execute(
+            update(Run)
+            .where(Run.id == run_id)
+            .values(
+                duration_s=duration_s,
+                energy_j=energy_j,
+                energy_gpu_j=gpu_j,
+                energy_cpu_j=cpu_j,
+                energy_ram_j=ram_j,
+                steps=int(steps or 0),
+                samples=None if samples is None else int(samples),
+                tokens=None if tokens is None else int(tokens),
+                flops=flops,
+                warnings=list(dict.fromkeys(warnings)),
+                co2e_g=co2e_g(energy_j, intensity.intensity_g_per_kwh, state.start.pue)
+                if energy_j is not None and intensity is not None
+                else None,
+                **values,
+            )
+        )
+
 
 class _RunState:
-    """What the sink keeps about a run it is writing."""
+    """What the sink keeps about the run (and rank) it is writing."""
 
     def __init__(self, start: wire.RunStart, device_ids: list[int]) -> None:
         self.start = start
         self.device_ids = device_ids
         self.components = [spec.component for spec in start.devices]
 
-    def totals(self, totals: wire.Totals) -> dict[str, Any]:
-        """Column values of the run row for the cumulative figures of a batch."""
-        by_component: dict[str, float | None] = {"gpu": None, "cpu": None, "ram": None}
-        for component, device_j in zip(self.components, totals.device_energy_j, strict=True):
-            by_component[component] = (by_component[component] or 0.0) + device_j
-        known = [value for value in by_component.values() if value is not None]
-        energy_j = math.fsum(known) if known else None
-        intensity = self.start.intensity
-        return {
-            "duration_s": totals.duration_s,
-            "energy_j": energy_j,
-            "energy_gpu_j": by_component["gpu"],
-            "energy_cpu_j": by_component["cpu"],
-            "energy_ram_j": by_component["ram"],
-            "steps": totals.steps,
-            "samples": totals.samples,
-            "tokens": totals.tokens,
-            "flops": totals.flops,
-            "flops_method": totals.flops_method,
-            "precision": totals.precision,
-            "metrics": dict(totals.metrics),
-            "warnings": list(self.start.warnings) + list(totals.warnings),
-            "co2e_g": co2e_g(energy_j, intensity.intensity_g_per_kwh, self.start.pue)
-            if energy_j is not None and intensity is not None
-            else None,
-        }
-
-
-def _project_id(session: Session, name: str, now: datetime) -> int:
-    project_id = session.execute(select(Project.id).where(Project.name == name)).scalar()
-    if project_id is None:
-        project = Project(name=name, created_at=now)
-        session.add(project)
-        session.flush()
-        project_id = project.id
-    return project_id
+    def by_component(self, device_energy_j: list[float]) -> dict[str, float | None]:
+        """This rank's energy per component; ``None`` for a component it does not measure."""
+        totals: dict[str, float | None] = {"gpu": None, "cpu": None, "ram": None}
+        for component, energy_j in zip(self.components, device_energy_j, strict=True):
+            totals[component] = (totals[component] or 0.0) + energy_j
+        return totals

@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import sys
 import threading
+import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from pathlib import Path
@@ -81,8 +83,12 @@ class Tracker:
 
         settings = self.config.settings or load_settings()
         store = open_store(settings.resolved_database_url)
-        sources = list(self.config.sources) if self.config.sources is not None else detect_sources()
-        run = Run(self.config, name)
+        sources = (
+            list(self.config.sources)
+            if self.config.sources is not None
+            else detect_sources(settings=settings)
+        )
+        run = Run(self.config, name, run_id=_job_run_id(settings, self.config.project, name))
         try:
             run._start(settings, sources, LocalSink(store))
         except BaseException:
@@ -111,6 +117,25 @@ class Tracker:
             return result
 
         return tracked
+
+
+_job_runs: Counter[tuple[str, str, str]] = Counter()
+_job_runs_lock = threading.Lock()
+
+
+def _job_run_id(settings: Settings, project: str, name: str) -> str | None:
+    """The run id every rank of a distributed job computes alike, else ``None`` (random).
+
+    Ranks of one job run the same program, so the n-th run of a project and name in each
+    rank's process is the same run; the id is derived from the job id and that sequence.
+    """
+    if not settings.distributed:
+        return None
+    key = (str(settings.job_id), project, name)
+    with _job_runs_lock:
+        _job_runs[key] += 1
+        sequence = _job_runs[key]
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"carbon:{key[0]}:{project}:{name}:{sequence}").hex
 
 
 def _outcome(exc: BaseException | None) -> tuple[RunStatus, str | None]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import operator
-import os
 import socket
 import threading
 import uuid
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 from carbon import wire
 from carbon._version import __version__
 from carbon.errors import CarbonError, RunStateError, StoreError
-from carbon.sources.base import DeviceInfo, methods_by_component
+from carbon.sources.base import DeviceInfo, describe_hardware, methods_by_component
 from carbon.tracking.ledger import IntervalEnergy
 from carbon.tracking.measure import Measurement, Window, synchronize_cuda
 from carbon.tracking.sampler import Sampler
@@ -58,8 +57,8 @@ class Run:
         status: Where the run is in its life.
     """
 
-    def __init__(self, config: TrackConfig, name: str) -> None:
-        self.id = uuid.uuid4().hex
+    def __init__(self, config: TrackConfig, name: str, run_id: str | None = None) -> None:
+        self.id = run_id or uuid.uuid4().hex
         self.config = config
         self.name = name
         self.status = RunStatus.RUNNING
@@ -72,6 +71,7 @@ class Run:
         self._metrics: dict[str, float] = {}
         self._flops_method: str | None = None
         self._flops_per_step: float | None = None
+        self._rank = 0
         self._precision: str | None = None
         self._windows: list[wire.WindowRecord] = []
         self._sent = (0, 0, 0, 0.0)
@@ -213,6 +213,10 @@ class Run:
             self._precision = normalize_precision(str(precision))
             if self._precision is None:
                 warnings.append(f"precision {precision!r} is not one carbon knows: MFU unknown")
+        tags = dict(self.config.tags)
+        if settings.distributed:
+            self._rank = settings.rank or 0
+            tags.update(job_id=str(settings.job_id), world_size=str(settings.world_size))
         self._sink = sink
         self._sampler = Sampler(sources, hz=settings.sample_hz, on_interval=self._on_interval)
         self.started_at = datetime.now(UTC)
@@ -229,10 +233,13 @@ class Run:
             intensity=intensity,
             sample_hz=settings.sample_hz,
             carbon_version=__version__,
-            simulated=self.config.simulated,
-            hardware=_hardware(self._devices),
+            simulated=self.config.simulated or settings.simulate_gpus > 0,
+            rank=self._rank,
+            world_size=(settings.world_size or 1) if settings.distributed else 1,
+            job_id=settings.job_id if settings.distributed else None,
+            hardware=describe_hardware(self._devices),
             compression=dict(self.config.compression),
-            tags=dict(self.config.tags),
+            tags=tags,
             warnings=warnings,
             devices=[_spec(position, d) for position, d in enumerate(self._devices)],
         )
@@ -265,6 +272,7 @@ class Run:
         self._sink.finish_run(
             wire.RunEnd(
                 run_id=self.id,
+                rank=self._rank,
                 status=cast(wire.FinalStatus, status.value),
                 ended_at=datetime.now(UTC),
                 error=error,
@@ -351,6 +359,7 @@ class Run:
         failures = self._sampler.failures
         batch = wire.Batch(
             run_id=self.id,
+            rank=self._rank,
             seq=self._seq,
             sample_device=[i.position for i in intervals],
             sample_offset_s=[i.end_s for i in intervals],
@@ -417,17 +426,3 @@ def _spec(position: int, device: DeviceInfo) -> wire.DeviceSpec:
         power_limit_w=device.power_limit_w,
         memory_bytes=device.memory_bytes,
     )
-
-
-def _hardware(devices: list[DeviceInfo]) -> dict[str, Any]:
-    """A short description of the machine, from the devices the run measures."""
-    cpus = sorted({d.name for d in devices if d.component == "cpu"})
-    gpus = [d.name for d in devices if d.component == "gpu"]
-    ram = [d.memory_bytes for d in devices if d.component == "ram" and d.memory_bytes]
-    return {
-        "cpu": cpus[0] if len(cpus) == 1 else (cpus or None),
-        "cpu_count": os.cpu_count(),
-        "gpu": gpus[0] if len(set(gpus)) == 1 else (sorted(set(gpus)) or None),
-        "gpu_count": len(gpus),
-        "ram_bytes": sum(ram) if ram else None,
-    }

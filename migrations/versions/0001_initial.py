@@ -1,4 +1,4 @@
-"""Initial schema: projects, runs, devices, samples, work counters and windows.
+"""Initial schema: projects, runs and their ranks, devices, samples, work, windows.
 
 Revision ID: 0001
 Revises:
@@ -51,6 +51,8 @@ def upgrade() -> None:
         sa.Column("sample_hz", sa.Float(), nullable=False),
         sa.Column("carbon_version", sa.String(32), nullable=False),
         sa.Column("simulated", sa.Boolean(), nullable=False),
+        sa.Column("job_id", sa.String(128), nullable=True),
+        sa.Column("world_size", sa.Integer(), nullable=False),
         sa.Column("energy_j", sa.Float(), nullable=True),
         sa.Column("energy_gpu_j", sa.Float(), nullable=True),
         sa.Column("energy_cpu_j", sa.Float(), nullable=True),
@@ -77,6 +79,7 @@ def upgrade() -> None:
         sa.Column(
             "run_id", sa.String(32), sa.ForeignKey("run.id", ondelete="CASCADE"), nullable=False
         ),
+        sa.Column("rank", sa.Integer(), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("component", sa.String(8), nullable=False),
         sa.Column("name", sa.String(255), nullable=False),
@@ -90,9 +93,30 @@ def upgrade() -> None:
         sa.Column("energy_j", sa.Float(), nullable=False),
         sa.Column("failed_at_s", sa.Float(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.UniqueConstraint("run_id", "position"),
+        sa.UniqueConstraint("run_id", "rank", "position"),
     )
     op.create_index("ix_device_run_id", "device", ["run_id"])
+    op.create_table(
+        "run_rank",
+        sa.Column(
+            "run_id", sa.String(32), sa.ForeignKey("run.id", ondelete="CASCADE"), primary_key=True
+        ),
+        sa.Column("rank", sa.Integer(), primary_key=True),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("started_at", TIME, nullable=False),
+        sa.Column("ended_at", TIME, nullable=True),
+        sa.Column("duration_s", sa.Float(), nullable=True),
+        sa.Column("energy_gpu_j", sa.Float(), nullable=True),
+        sa.Column("energy_cpu_j", sa.Float(), nullable=True),
+        sa.Column("energy_ram_j", sa.Float(), nullable=True),
+        sa.Column("steps", sa.BigInteger(), nullable=False),
+        sa.Column("samples", sa.BigInteger(), nullable=True),
+        sa.Column("tokens", sa.BigInteger(), nullable=True),
+        sa.Column("flops", sa.Float(), nullable=True),
+        sa.Column("warnings", JSON, nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+    )
     op.create_table(
         "sample",
         sa.Column("id", BIGID, primary_key=True),
@@ -153,6 +177,7 @@ def downgrade() -> None:
     op.drop_table("run_window")
     op.drop_table("work")
     op.drop_table("sample")
+    op.drop_table("run_rank")
     op.drop_table("device")
     op.drop_table("run")
     op.drop_table("project")
