@@ -83,7 +83,12 @@ class DeviceReading:
 
 @runtime_checkable
 class PowerSource(Protocol):
-    """A backend that reads energy for the devices of one component."""
+    """A backend that reads energy for the devices of one component.
+
+    A source may also have a ``min_read_interval_s`` attribute: the sampler then reads it
+    no more often than that between window edges (the edges always read every source).
+    Estimates evaluated from ``/proc`` use it, as a model gains nothing from 10 Hz.
+    """
 
     @property
     def devices(self) -> Sequence[DeviceInfo]:

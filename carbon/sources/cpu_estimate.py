@@ -130,6 +130,10 @@ def choose_tdp(
 class CpuEstimateSource:
     """The CPUs this process may run on, charged by the TDP x load model above."""
 
+    min_read_interval_s = 0.5
+    """Load is averaged over half a second: ``/proc/stat`` costs a few hundred microseconds
+    to read, and the model gains nothing from reading it ten times a second."""
+
     def __init__(
         self,
         *,

@@ -86,6 +86,9 @@ def _is_arm(machine: str) -> bool:
 class RamEstimateSource:
     """The machine's memory, charged a constant modelled power."""
 
+    min_read_interval_s = 1.0
+    """The modelled power is constant: one reading a second (and at the edges) is exact."""
+
     def __init__(self, *, info: DeviceInfo, power_w: float, now_s: float) -> None:
         self._info = info
         self._power_w = power_w

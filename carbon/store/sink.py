@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Insert, func, insert, select, update
+from sqlalchemy import Connection, Insert, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,40 @@ from carbon.store import Store
 from carbon.store.models import Device, Project, Run, RunRank, Sample, Window, Work
 
 FINAL_ORDER = ("failed", "interrupted", "completed")
+
+_RUN = cast(Table, Run.__table__)
+_DEVICE = cast(Table, Device.__table__)
+_RANK = cast(Table, RunRank.__table__)
+_INSERT_SAMPLE = insert(cast(Table, Sample.__table__))
+_INSERT_WORK = insert(cast(Table, Work.__table__))
+_INSERT_WINDOW = insert(cast(Table, Window.__table__))
+_DEVICE_ENERGY = (
+    update(_DEVICE)
+    .where(_DEVICE.c.id == bindparam("b_id"))
+    .values(energy_j=bindparam("b_energy_j"))
+)
+_DEVICE_FAILED = (
+    update(_DEVICE)
+    .where(_DEVICE.c.id == bindparam("b_id"))
+    .values(error=bindparam("b_error"), failed_at_s=bindparam("b_failed_at_s"))
+)
+_RANK_COLUMNS = (
+    "duration_s",
+    "energy_gpu_j",
+    "energy_cpu_j",
+    "energy_ram_j",
+    "steps",
+    "samples",
+    "tokens",
+    "flops",
+    "warnings",
+)
+_RANK_TOTALS = (
+    update(_RANK)
+    .where(_RANK.c.run_id == bindparam("b_run_id"), _RANK.c.rank == bindparam("b_rank"))
+    .values({column: bindparam(f"b_{column}") for column in _RANK_COLUMNS})
+)
+"""Statements of the per-second write, built once: the sampler thread runs them each batch."""
 """How the ranks' endings combine: any failed rank fails the run, then interrupted."""
 
 
@@ -148,32 +182,50 @@ class LocalSink:
             )
         ]
         totals = batch.totals
-        with self.store.session() as session:
+        by_component = state.by_component(totals.device_energy_j)
+        rank_values: dict[str, Any] = {
+            "duration_s": totals.duration_s,
+            "energy_gpu_j": by_component["gpu"],
+            "energy_cpu_j": by_component["cpu"],
+            "energy_ram_j": by_component["ram"],
+            "steps": totals.steps,
+            "samples": totals.samples,
+            "tokens": totals.tokens,
+            "flops": totals.flops,
+        }
+        warnings = list(dict.fromkeys([*state.start.warnings, *totals.warnings]))
+        with self.store.transaction() as connection:
             if sample_rows:
-                session.execute(insert(Sample), sample_rows)
+                connection.execute(_INSERT_SAMPLE, sample_rows)
             if work_rows:
-                session.execute(insert(Work), work_rows)
+                connection.execute(_INSERT_WORK, work_rows)
             if batch.windows:
-                session.execute(
-                    insert(Window),
+                connection.execute(
+                    _INSERT_WINDOW,
                     [{"run_id": batch.run_id, **w.model_dump()} for w in batch.windows],
                 )
-            self._update_devices(session, state, batch)
-            by_component = state.by_component(totals.device_energy_j)
-            session.execute(
-                update(RunRank)
-                .where(RunRank.run_id == batch.run_id, RunRank.rank == batch.rank)
-                .values(
-                    duration_s=totals.duration_s,
-                    energy_gpu_j=by_component["gpu"],
-                    energy_cpu_j=by_component["cpu"],
-                    energy_ram_j=by_component["ram"],
-                    steps=totals.steps,
-                    samples=totals.samples,
-                    tokens=totals.tokens,
-                    flops=totals.flops,
-                    warnings=list(state.start.warnings) + list(totals.warnings),
+            connection.execute(
+                _DEVICE_ENERGY,
+                [
+                    {"b_id": device_id, "b_energy_j": energy_j}
+                    for device_id, energy_j in zip(
+                        state.device_ids, totals.device_energy_j, strict=True
+                    )
+                ],
+            )
+            for position, message in batch.failed_devices.items():
+                connection.execute(
+                    _DEVICE_FAILED,
+                    {
+                        "b_id": state.device_ids[position],
+                        "b_error": message,
+                        "b_failed_at_s": batch.failed_at_s.get(position),
+                    },
                 )
+            connection.execute(
+                _RANK_TOTALS,
+                {"b_run_id": batch.run_id, "b_rank": batch.rank, "b_warnings": warnings}
+                | {f"b_{key}": value for key, value in rank_values.items()},
             )
             run_values: dict[str, Any] = {}
             if batch.rank == 0 or state.start.world_size == 1:
@@ -182,7 +234,12 @@ class LocalSink:
                     flops_method=totals.flops_method,
                     precision=totals.precision,
                 )
-            self._refresh_totals(session, state, run_values)
+            if state.start.world_size == 1:
+                # One process: the run's totals are this rank's, no need to sum.
+                run_values.update(rank_values, warnings=warnings)
+                self._set_totals(connection, state, run_values)
+            else:
+                self._refresh_totals(connection, state, run_values)
 
     def finish_run(self, end: wire.RunEnd) -> None:
         """Record how this rank ended, and the run's status once every rank has ended."""
@@ -228,18 +285,7 @@ class LocalSink:
         return insert(table).prefix_with("IGNORE")
 
     @staticmethod
-    def _update_devices(session: Session, state: _RunState, batch: wire.Batch) -> None:
-        for position, energy_j in enumerate(batch.totals.device_energy_j):
-            values: dict[str, Any] = {"energy_j": energy_j}
-            if position in batch.failed_devices:
-                values["error"] = batch.failed_devices[position]
-                values["failed_at_s"] = batch.failed_at_s.get(position)
-            session.execute(
-                update(Device).where(Device.id == state.device_ids[position]).values(**values)
-            )
-
-    @staticmethod
-    def _refresh_totals(session: Session, state: _RunState, values: dict[str, Any]) -> None:
+    def _refresh_totals(session: Connection, state: _RunState, values: dict[str, Any]) -> None:
         """Set the run's totals to the sums over its ranks, and its CO2e from them."""
         run_id = state.start.id
         sums = session.execute(
@@ -255,9 +301,6 @@ class LocalSink:
             ).where(RunRank.run_id == run_id)
         ).one()
         duration_s, gpu_j, cpu_j, ram_j, steps, samples, tokens, flops = sums
-        known = [float(v) for v in (gpu_j, cpu_j, ram_j) if v is not None]
-        energy_j = math.fsum(known) if known else None
-        intensity = state.start.intensity
         warnings = [
             warning
             for (rank_warnings,) in session.execute(
@@ -265,25 +308,37 @@ class LocalSink:
             )
             for warning in rank_warnings
         ]
+        values.update(
+            duration_s=duration_s,
+            energy_gpu_j=gpu_j,
+            energy_cpu_j=cpu_j,
+            energy_ram_j=ram_j,
+            steps=int(steps or 0),
+            samples=None if samples is None else int(samples),
+            tokens=None if tokens is None else int(tokens),
+            flops=flops,
+            warnings=list(dict.fromkeys(warnings)),
+        )
+        LocalSink._set_totals(session, state, values)
+
+    @staticmethod
+    def _set_totals(session: Connection, state: _RunState, values: dict[str, Any]) -> None:
+        """Write the run's totals, with its energy and CO2e derived from the components."""
+        known = [
+            float(values[key])
+            for key in ("energy_gpu_j", "energy_cpu_j", "energy_ram_j")
+            if values[key] is not None
+        ]
+        energy_j = math.fsum(known) if known else None
+        intensity = state.start.intensity
+        co2e = (
+            co2e_g(energy_j, intensity.intensity_g_per_kwh, state.start.pue)
+            if energy_j is not None and intensity is not None
+            else None
+        )
         session.execute(
-            update(Run)
-            .where(Run.id == run_id)
-            .values(
-                duration_s=duration_s,
-                energy_j=energy_j,
-                energy_gpu_j=gpu_j,
-                energy_cpu_j=cpu_j,
-                energy_ram_j=ram_j,
-                steps=int(steps or 0),
-                samples=None if samples is None else int(samples),
-                tokens=None if tokens is None else int(tokens),
-                flops=flops,
-                warnings=list(dict.fromkeys(warnings)),
-                co2e_g=co2e_g(energy_j, intensity.intensity_g_per_kwh, state.start.pue)
-                if energy_j is not None and intensity is not None
-                else None,
-                **values,
-            )
+            update(_RUN).where(_RUN.c.id == state.start.id),
+            {"energy_j": energy_j, "co2e_g": co2e, **values},
         )
 
 

@@ -10,6 +10,7 @@ the window's edges, so the measured window is exactly the run.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -68,6 +69,10 @@ class Sampler:
             position += len(source.devices)
         self._starts = starts
         self._active = [True] * len(self.sources)
+        self._min_interval_s = [
+            float(getattr(source, "min_read_interval_s", 0.0)) for source in self.sources
+        ]
+        self._last_read_s = [-math.inf] * len(self.sources)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -78,7 +83,7 @@ class Sampler:
         """Take the first reading now (the window's start) and start the thread."""
         self.t0 = self.clock()
         self.ledger = Ledger(self.t0, self.ledger.device_count)
-        self._read_all(self.t0)
+        self._read_all(self.t0, edge=True)
         self._thread = threading.Thread(target=self._loop, name="carbon-sampler", daemon=True)
         self._thread.start()
 
@@ -93,7 +98,7 @@ class Sampler:
             self._thread.join()
         with self._lock:
             end = self.clock()
-            self._read_all(end)
+            self._read_all(end, edge=True)
             closed = self.ledger.close_interval(end)
         self.on_interval(closed)
         return end
@@ -106,7 +111,7 @@ class Sampler:
         """
         with self._lock:
             now = self.clock()
-            self._read_all(now)
+            self._read_all(now, edge=True)
             return now - self.t0, self.ledger.cumulative_j()
 
     def _loop(self) -> None:
@@ -130,10 +135,19 @@ class Sampler:
             if next_tick < now:  # fell behind (suspended, overloaded): skip missed ticks
                 next_tick = now + self.period_s
 
-    def _read_all(self, now: float) -> None:
+    def _read_all(self, now: float, *, edge: bool = False) -> None:
+        """Read the sources; between edges, skip those read less than their interval ago.
+
+        A source may declare ``min_read_interval_s`` (a model evaluated from ``/proc``
+        needs no 10 Hz); its cumulative energy simply advances at its next read. Edges of
+        the run and of windows read every source.
+        """
         for i, source in enumerate(self.sources):
             if not self._active[i]:
                 continue
+            if not edge and now - self._last_read_s[i] < self._min_interval_s[i]:
+                continue
+            self._last_read_s[i] = now
             try:
                 readings = source.read(now)
                 if len(readings) != len(source.devices):
