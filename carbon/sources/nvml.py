@@ -1,0 +1,235 @@
+"""NVIDIA GPUs through NVML (``pynvml``, from the ``nvidia-ml-py`` package).
+
+Per GPU, the best method NVML offers:
+
+- ``nvml_counter`` (measured): the energy counter ``nvmlDeviceGetTotalEnergyConsumption``
+  (millijoules since the driver loaded; Volta and newer), interpolated between its ~100 ms
+  updates so that window edges neither lose nor double-count a partial update;
+- ``nvml_power`` (integrated), where the counter is not supported: power readings
+  ``nvmlDeviceGetPowerUsage``. Where the GPU reports 1-second means (Ampere and newer except
+  GA100), the source reconstructs the energy from them exactly per whole second; where it
+  reports instantaneous power (A100 and older), it returns power only and the sampler
+  integrates trapezoids.
+
+:mod:`carbon.sources._nvml_energy` documents both methods and their error bounds. Every
+reading also carries the power and the utilization, for charts.
+
+Which GPUs: all that NVML sees, or those ``CUDA_VISIBLE_DEVICES`` selects (the caller passes
+its value; this module reads no environment). Entries are NVML indices or UUIDs (``GPU-...``,
+or a unique prefix of one, as CUDA accepts); as in CUDA, an entry that matches no GPU ends the
+list. Indices are NVML's order, which is CUDA's when ``CUDA_DEVICE_ORDER=PCI_BUS_ID``; UUIDs
+are unambiguous. MIG slices (``MIG-...``) and GPUs in MIG mode are refused: NVML has no
+per-slice energy, and the whole GPU's energy would charge this run for other tenants' work.
+
+NVML errors are translated in :mod:`carbon.sources._nvml_errors`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+from carbon.errors import SourceError, SourceUnavailable
+from carbon.sources._nvml_devices import (
+    METHOD_COUNTER,
+    METHOD_POWER,
+    GpuState,
+    PowerAveraging,
+    open_gpu,
+    required,
+    select_devices,
+    text,
+)
+from carbon.sources._nvml_errors import NvmlNotSupported, nvml_errors
+from carbon.sources.base import DeviceInfo, DeviceReading
+from carbon.units import MW_PER_W
+
+__all__ = ["METHOD_COUNTER", "METHOD_POWER", "NvmlSource", "nvml_probe"]
+
+log = logging.getLogger(__name__)
+
+
+def _import_nvml() -> ModuleType:
+    try:
+        import pynvml
+    except ImportError as exc:
+        raise SourceUnavailable(
+            f"NVML bindings are not installed ({exc}): pip install nvidia-ml-py"
+        ) from exc
+    module: ModuleType = pynvml
+    return module
+
+
+class NvmlSource:
+    """Energy of NVIDIA GPUs from NVML; one device per GPU, in the selected order.
+
+    Attributes:
+        notes: Anomalies met while opening and reading (GPUs skipped, a frozen or reset
+            counter), as sentences a run can store as warnings.
+        driver_version: The NVIDIA driver version NVML reports.
+    """
+
+    def __init__(
+        self,
+        nvml: ModuleType,
+        gpus: Sequence[GpuState],
+        devices: Sequence[DeviceInfo],
+        notes: list[str],
+        driver_version: str,
+    ) -> None:
+        self._nvml = nvml
+        self._gpus = list(gpus)
+        self._devices = tuple(devices)
+        self.notes = notes
+        self.driver_version = driver_version
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        visible_devices: str | None = None,
+        nvml: ModuleType | None = None,
+        power_averaging: PowerAveraging = "auto",
+        counter_period_s: float = 0.1,
+    ) -> NvmlSource:
+        """Start NVML and pick the GPUs to measure.
+
+        Args:
+            visible_devices: The value of ``CUDA_VISIBLE_DEVICES``, or ``None`` for all GPUs;
+                ``""`` means no GPU.
+            nvml: The ``pynvml`` module to use (a simulated one in tests); imported when
+                ``None``.
+            power_averaging: Whether power readings are 1-second means or instantaneous;
+                ``auto`` decides from the architecture (means on Ampere and newer, except
+                GA100). It decides how power becomes energy where there is no counter, and
+                whether a counter's last partial update is extrapolated with the power
+                reading (instantaneous) or with the counter's own slope (means).
+            counter_period_s: Nominal time between energy counter updates.
+
+        Raises:
+            SourceUnavailable: No NVML, no driver, no GPU selected or none usable; the
+                message says which and why.
+        """
+        module = nvml if nvml is not None else _import_nvml()
+        with nvml_errors(module, "starting NVML", opening=True):
+            module.nvmlInit()
+        try:
+            return cls._open_started(module, visible_devices, power_averaging, counter_period_s)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the original error is the one to report
+                module.nvmlShutdown()
+            raise
+
+    @classmethod
+    def _open_started(
+        cls,
+        nvml: ModuleType,
+        visible_devices: str | None,
+        power_averaging: PowerAveraging,
+        counter_period_s: float,
+    ) -> NvmlSource:
+        notes: list[str] = []
+        driver = text(required(nvml, "reading the driver version", nvml.nvmlSystemGetDriverVersion))
+        indices = select_devices(nvml, visible_devices, notes)
+        gpus: list[GpuState] = []
+        devices: list[DeviceInfo] = []
+        for index in indices:
+            opened = open_gpu(nvml, index, notes, power_averaging, counter_period_s)
+            if opened is not None:
+                gpus.append(opened[0])
+                devices.append(opened[1])
+        if not gpus:
+            raise SourceUnavailable("no usable NVIDIA GPU: " + "; ".join(notes))
+        return cls(nvml, gpus, devices, notes, driver)
+
+    @property
+    def devices(self) -> Sequence[DeviceInfo]:
+        """One device per measured GPU."""
+        return self._devices
+
+    def read(self, now_s: float) -> Sequence[DeviceReading]:
+        """Read every GPU; energy is cumulative since the first read.
+
+        Raises:
+            SourceError: A GPU was lost or NVML failed; the sampler stops reading the source.
+        """
+        if self._closed:
+            raise SourceError("NVML source read after close()")
+        return [self._read_gpu(gpu, now_s) for gpu in self._gpus]
+
+    def _read_gpu(self, gpu: GpuState, now_s: float) -> DeviceReading:
+        nvml = self._nvml
+        power_w: float | None = None
+        if gpu.power_supported:
+            raw_mw = self._optional(gpu, "power", nvml.nvmlDeviceGetPowerUsage)
+            power_w = None if raw_mw is None else raw_mw / MW_PER_W
+            gpu.power_supported = raw_mw is not None or gpu.counter is None
+        utilization: float | None = None
+        if gpu.utilization_supported:
+            rates = self._optional(gpu, "utilization", nvml.nvmlDeviceGetUtilizationRates)
+            gpu.utilization_supported = rates is not None
+            utilization = None if rates is None else rates.gpu / 100
+        if gpu.counter is not None:
+            with nvml_errors(nvml, f"reading the energy counter of {gpu.label}"):
+                counter_mj = int(nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
+            energy_j: float | None = gpu.counter.update(now_s, counter_mj, power_w)
+        elif power_w is None:
+            raise SourceError(f"{gpu.label}: power reading stopped and there is no energy counter")
+        elif gpu.average is not None:
+            gpu.last_energy_j = max(gpu.last_energy_j, gpu.average.add(now_s, power_w))
+            energy_j = gpu.last_energy_j
+        else:
+            energy_j = None  # instantaneous power: the sampler integrates trapezoids
+        return DeviceReading(energy_j=energy_j, power_w=power_w, utilization=utilization)
+
+    def _optional(self, gpu: GpuState, what: str, call: Callable[[Any], Any]) -> Any:
+        """Call NVML for ``gpu``; ``None`` when not supported (other errors propagate)."""
+        try:
+            with nvml_errors(self._nvml, f"reading the {what} of {gpu.label}"):
+                return call(gpu.handle)
+        except NvmlNotSupported:
+            return None
+
+    def close(self) -> None:
+        """Shut NVML down (once); later reads raise :class:`SourceError`."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._nvml.nvmlShutdown()
+        except self._nvml.NVMLError:  # nothing to release after a failed shutdown
+            log.debug("nvmlShutdown failed", exc_info=True)
+
+
+def nvml_probe(
+    *, visible_devices: str | None = None, nvml: ModuleType | None = None
+) -> tuple[bool, str]:
+    """Say whether NVML works here and what it would measure, for ``carbon doctor``.
+
+    Opens and closes an :class:`NvmlSource`; never raises for a missing GPU or library.
+
+    Returns:
+        ``(available, detail)``: the driver version and, per GPU, its name and whether it has
+        an energy counter; or why NVML cannot be used.
+    """
+    try:
+        source = NvmlSource.open(visible_devices=visible_devices, nvml=nvml)
+    except SourceUnavailable as exc:
+        return False, str(exc)
+    try:
+        parts = [
+            f"{device.index}: {device.name} ("
+            + ("energy counter" if device.method == METHOD_COUNTER else "no energy counter: power")
+            + ")"
+            for device in source.devices
+        ]
+        detail = f"NVML, driver {source.driver_version}, {len(parts)} GPU(s): " + ", ".join(parts)
+        if source.notes:
+            detail += "; " + "; ".join(source.notes)
+    finally:
+        source.close()
+    return True, detail
