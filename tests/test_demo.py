@@ -126,6 +126,8 @@ def _summary(**overrides: Any) -> dict[str, Any]:
         "samples": 396_360,
         "metrics": {"accuracy": 0.978},
         "energy_method": {"gpu": None, "cpu": "tdp_estimate", "ram": "ram_estimate"},
+        "j_per_flop": 3.5e-10,
+        "mfu": 1.2e-5,
     }
     summary.update(overrides)
     return summary
@@ -142,6 +144,8 @@ def test_format_runs_table_lays_out_one_aligned_row_per_run() -> None:
                 energy_j=None,
                 metrics={},
                 energy_method=None,
+                j_per_flop=None,
+                mfu=None,
             ),
         ]
     )
@@ -153,6 +157,8 @@ def test_format_runs_table_lays_out_one_aligned_row_per_run() -> None:
         "duration",
         "energy",
         "J/inference",
+        "J/FLOP",
+        "MFU",
         "accuracy",
         "energy",
         "method",
@@ -164,7 +170,9 @@ def test_format_runs_table_lays_out_one_aligned_row_per_run() -> None:
     assert "293 µJ" in int8_row
     assert "97.8 %" in int8_row
     assert int8_row.endswith("cpu:tdp_estimate ram:ram_estimate")
-    assert train_row.count(MISSING) == 4
+    assert "350 pJ" in int8_row
+    assert "0.0012 %" in int8_row
+    assert train_row.count(MISSING) == 6
     energy_end = header.index("J/inference") - 2
     assert int8_row[energy_end - 5 : energy_end] == "116 J"
     assert train_row[energy_end - 1] == MISSING

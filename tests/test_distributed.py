@@ -109,3 +109,54 @@ def test_ranks_of_a_job_share_one_run_per_tracked_block(settings: Settings, tmp_
     assert second["status"] == "failed"
     assert second["error"] == "rank 1: RuntimeError: rank 1 ran out of memory"
     assert second["metrics"] == {"loss": 0.5}
+
+
+DETECT_SCRIPT = """
+import time
+import carbon
+with carbon.track(project="ddp", name="detected") as run:
+    run.step(samples=4)
+    time.sleep(1.0)
+"""
+
+
+def test_each_rank_measures_its_own_gpu_and_rank_0_the_node(
+    settings: Settings, tmp_path: Path
+) -> None:
+    script = tmp_path / "detect.py"
+    script.write_text(DETECT_SCRIPT)
+    procs = []
+    for rank in (0, 1):
+        env = {
+            **os.environ,
+            "CARBON_DATABASE_URL": settings.resolved_database_url,
+            "CARBON_SIMULATE_GPUS": "2",
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "LOCAL_WORLD_SIZE": "2",
+            "TORCHELASTIC_RUN_ID": "elastic-7",
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(script)], env=env, stderr=subprocess.PIPE, text=True
+            )
+        )
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+
+    store = open_store(settings.resolved_database_url)
+    with store.session() as session:
+        (run,) = session.scalars(select(Run))
+        devices = sorted(session.scalars(select(Device)), key=lambda d: (d.rank, d.component))
+        summary = run_summary(run)
+    gpus = [(d.rank, d.index, d.uuid) for d in devices if d.component == "gpu"]
+    assert [(rank, index) for rank, index, _ in gpus] == [(0, 0), (1, 1)]
+    assert len({uuid for *_, uuid in gpus}) == 2
+    assert {d.rank for d in devices if d.component in ("cpu", "ram")} == {0}
+    assert summary["simulated"] is True
+    assert summary["hardware"]["gpu_count"] == 2
+    assert summary["tags"]["job_id"] == "elastic-7"
+    assert summary["energy_method"]["gpu"] == "nvml_counter"
+    assert summary["energy_by_component_j"]["gpu"] > 0

@@ -19,10 +19,18 @@ def demo(
     region: Annotated[
         str | None, typer.Option(help="ISO country code for CO2e (default CARBON_REGION).")
     ] = None,
+    simulate_gpu: Annotated[
+        bool,
+        typer.Option(
+            "--simulate-gpu",
+            help="Also measure a simulated H100 (runs are marked simulated), to see GPU data "
+            "on a machine without one.",
+        ),
+    ] = False,
 ) -> None:
     """Train a small model on scikit-learn's digits and compare compressed inference."""
     from carbon.demo import run_demo
     from carbon.settings import load_settings
 
-    settings = load_settings(region=region)
+    settings = load_settings(region=region, simulate_gpus=1 if simulate_gpu else None)
     run_demo(settings, epochs=epochs, inference_s=inference_s, echo=typer.echo)

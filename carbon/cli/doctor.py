@@ -20,8 +20,8 @@ def doctor(
     from carbon.store.engine import mask_url
 
     settings = load_settings()
-    probes = probe_machine()
-    sources = detect_sources()
+    probes = probe_machine(settings=settings)
+    sources = detect_sources(settings=settings)
     try:
         devices = [device for source in sources for device in source.devices]
     finally:
@@ -46,6 +46,8 @@ def doctor(
             }
         )
         return
+    if settings.simulate_gpus:
+        typer.echo(f"CARBON_SIMULATE_GPUS={settings.simulate_gpus}: GPUs below are simulated.\n")
     typer.echo("What this machine offers:")
     for probe in probes:
         mark = "yes" if probe.available else "no "

@@ -41,6 +41,7 @@ def list_command(
     typer.echo(header)
     for s in summaries:
         methods = " ".join(f"{k}:{v}" for k, v in s["energy_method"].items() if v)
+        methods += " (simulated GPU)" if s["simulated"] else ""
         typer.echo(
             f"{s['id'][:8]}  {s['project'][:14]:14} {s['name'][:22]:22} {s['kind']:9} "
             f"{s['status']:11} {fmt_seconds(s['duration_s']):>9} "
@@ -64,6 +65,11 @@ def show_command(
     lines = [
         f"run {s['id']}  {s['project']} / {s['name']}  ({s['kind']}, {s['status']})",
         f"  started {s['started_at']}  duration {fmt_seconds(s['duration_s'])}",
+        *(
+            ["  SIMULATED: GPU figures come from a simulated GPU, not hardware"]
+            if s["simulated"]
+            else []
+        ),
         f"  energy  {fmt_energy(s['energy_j'])} (devices, before PUE)",
     ]
     for device in s["devices"]:
@@ -78,7 +84,14 @@ def show_command(
     )
     lines.append(f"  work    {work or '—'}")
     if s["flops"] is not None:
-        lines.append(f"  flops   {s['flops']:.3e} ({s['flops_method']}), J/FLOP {s['j_per_flop']}")
+        lines.append(
+            f"  flops   {s['flops']:.3e} ({s['flops_method']}), {s['j_per_flop']:.3e} J/FLOP, "
+            f"{s['achieved_flops_per_s']:.3e} FLOP/s"
+        )
+        mfu = "— (no known peak for this hardware and precision)"
+        if s["mfu"] is not None:
+            mfu = f"{s['mfu']:.2%} of {s['peak_flops_per_s']:.3e} FLOP/s peak ({s['precision']})"
+        lines.append(f"  MFU     {mfu}")
     if s["co2e_g"] is not None:
         lines.append(
             f"  CO2e    {fmt_mass_g(s['co2e_g'])} = energy x PUE {s['pue']} x "

@@ -12,6 +12,8 @@ from typing import Any
 
 MISSING = "—"
 _COMPONENTS = ("gpu", "cpu", "ram")
+_COMPRESSION_SHOWN = ("quantization", "pruning", "sparsity", "distillation")
+"""Compression keys the table shows beside the precision; the store keeps them all."""
 _ENERGY_PREFIXES = ((1e6, "MJ"), (1e3, "kJ"), (1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"))
 _HEADERS = (
     "run",
@@ -20,10 +22,12 @@ _HEADERS = (
     "duration",
     "energy",
     "J/inference",
+    "J/FLOP",
+    "MFU",
     "accuracy",
     "energy method",
 )
-_RIGHT_ALIGNED = frozenset({"duration", "energy", "J/inference", "accuracy"})
+_RIGHT_ALIGNED = frozenset({"duration", "energy", "J/inference", "J/FLOP", "MFU", "accuracy"})
 
 
 def format_energy(energy_j: float | None) -> str:
@@ -61,7 +65,9 @@ def format_compression(compression: Mapping[str, Any] | None) -> str:
     precision = compression.get("precision")
     if precision is not None:
         parts.append(str(precision))
-    parts.extend(f"{key}={value}" for key, value in compression.items() if key != "precision")
+    parts.extend(
+        f"{key}={value}" for key, value in compression.items() if key in _COMPRESSION_SHOWN
+    )
     return " ".join(parts)
 
 
@@ -72,6 +78,21 @@ def format_methods(methods: Mapping[str, str | None] | None) -> str:
     parts = [f"{c}:{methods[c]}" for c in _COMPONENTS if methods.get(c)]
     parts.extend(f"{c}:{m}" for c, m in methods.items() if c not in _COMPONENTS and m is not None)
     return " ".join(parts) if parts else MISSING
+
+
+def format_j_per_flop(j_per_flop: float | None) -> str:
+    """Joules per FLOP with a prefix from femto to micro (``350 pJ``, ``45.9 nJ``)."""
+    if j_per_flop is None:
+        return MISSING
+    for scale, unit in ((1e-15, "fJ"), (1e-12, "pJ"), (1e-9, "nJ")):
+        if j_per_flop < scale * 1000:
+            return f"{j_per_flop / scale:.3g} {unit}"
+    return f"{j_per_flop / 1e-6:.3g} µJ"
+
+
+def format_mfu(mfu: float | None) -> str:
+    """Model FLOPs utilization as a percentage with three significant digits."""
+    return MISSING if mfu is None else f"{mfu * 100:.3g} %"
 
 
 def energy_per_inference_j(summary: Mapping[str, Any]) -> float | None:
@@ -94,8 +115,11 @@ def summary_row(summary: Mapping[str, Any]) -> tuple[str, ...]:
         format_duration(summary.get("duration_s")),
         format_energy(summary.get("energy_j")),
         format_energy(energy_per_inference_j(summary)),
+        format_j_per_flop(summary.get("j_per_flop")),
+        format_mfu(summary.get("mfu")),
         format_accuracy(None if accuracy is None else float(accuracy)),
-        format_methods(summary.get("energy_method")),
+        format_methods(summary.get("energy_method"))
+        + (" (simulated GPU)" if summary.get("simulated") else ""),
     )
 
 

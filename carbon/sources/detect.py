@@ -3,7 +3,8 @@
 :func:`detect_sources` returns fresh source objects each call (no module state), probing in
 this order, one probe per component; a probe takes the first method that opens:
 
-1. GPUs (NVML): not probed yet; their entry goes first in :data:`_PROBES`.
+1. GPUs (NVML, or simulated ones with ``CARBON_SIMULATE_GPUS``): the energy counter, else
+   power; in a distributed job, only this local rank's share of the visible GPUs.
 2. CPU: RAPL package counters (measured), else the TDP x load estimate.
 3. RAM: the RAPL DRAM counter (measured), else the DIMM-count estimate.
 
@@ -13,17 +14,18 @@ than failing the run; :func:`probe_machine` says why, method by method.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from carbon.errors import SourceUnavailable
 from carbon.sources import _procfs
 from carbon.sources.base import Component, PowerSource
 from carbon.sources.cpu_estimate import CpuEstimateSource
+from carbon.sources.nvml import NvmlSource, nvml_probe
 from carbon.sources.ram_estimate import RamEstimateSource
 from carbon.sources.rapl import DEFAULT_POWERCAP_ROOT, RaplSource
 
@@ -85,11 +87,51 @@ def _open_ram_estimate(roots: _Roots) -> PowerSource:
 _Opener = Callable[[_Roots], PowerSource]
 
 _PROBES: tuple[tuple[Component, tuple[tuple[str, _Opener], ...]], ...] = (
-    # GPUs (NVML) go here, first, once that backend exists.
     (Component.CPU, (("rapl", _open_rapl_cpu), ("tdp_estimate", _open_cpu_estimate))),
     (Component.RAM, (("rapl", _open_rapl_ram), ("ram_estimate", _open_ram_estimate))),
 )
 """Per component, its methods in order of preference; the first that opens is used."""
+
+
+def _simulated(settings: Settings) -> ModuleType:
+    """A simulated NVML with ``settings.simulate_gpus`` H100s drawing bursty power."""
+    from carbon.testing.power_traces import BurstTrace
+    from carbon.testing.simulated_gpu import SimulatedGpu, simulated_nvml
+
+    return simulated_nvml(
+        [SimulatedGpu(trace=BurstTrace(seed=i)) for i in range(settings.simulate_gpus)]
+    )
+
+
+def _open_gpus(settings: Settings | None) -> PowerSource | None:
+    """This process's GPUs through NVML, or ``None`` where there are none to measure.
+
+    In a distributed job each local rank measures its share of the node's visible GPUs:
+    the one it sees, when it sees one, else every ``local_world_size``-th from its local
+    rank (torchrun's convention of rank ``k`` using device ``k``).
+    """
+    visible = settings.cuda_visible_devices if settings else None
+    nvml = _simulated(settings) if settings and settings.simulate_gpus else None
+    try:
+        source = NvmlSource.open(visible_devices=visible, nvml=nvml)
+    except SourceUnavailable:
+        return None
+    if settings is None or not settings.distributed or len(source.devices) < 2:
+        return source
+    local_rank = settings.local_rank or 0
+    stride = settings.local_world_size or len(source.devices)
+    mine = [
+        device.uuid or str(device.index)
+        for position, device in enumerate(source.devices)
+        if position % stride == local_rank
+    ]
+    source.close()
+    if not mine:
+        return None
+    try:
+        return NvmlSource.open(visible_devices=",".join(mine), nvml=nvml)
+    except SourceUnavailable:
+        return None
 
 
 def detect_sources(
@@ -113,8 +155,11 @@ def detect_sources(
     """
     roots = _Roots(powercap=powercap_root, proc=proc_root)
     sources: list[PowerSource] = []
+    gpus = _open_gpus(settings)
+    if gpus is not None:
+        sources.append(gpus)
     if settings is not None and settings.distributed and (settings.local_rank or 0) != 0:
-        return sources
+        return sources  # the node's CPU and RAM are local rank 0's to measure
     for _component, methods in _PROBES:
         for _method, opener in methods:
             try:
@@ -138,43 +183,9 @@ def _try_method(component: Component, method: str, opener: _Opener, roots: _Root
     return ProbeResult(component, method, available=True, detail=detail)
 
 
-def _probe_nvml() -> ProbeResult:
-    """Say whether NVML starts and which GPUs it sees; always shut it down again."""
-    try:
-        import pynvml
-    except ImportError as exc:
-        return ProbeResult(Component.GPU, "nvml", False, f"nvidia-ml-py is not installed: {exc}")
-    try:
-        pynvml.nvmlInit()
-    except Exception as exc:  # a diagnostic reports every failure instead of crashing
-        return ProbeResult(Component.GPU, "nvml", False, f"NVML could not start: {exc}")
-    try:
-        count = int(pynvml.nvmlDeviceGetCount())
-        driver = _text(pynvml.nvmlSystemGetDriverVersion())
-        names = [
-            _text(pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(index)))
-            for index in range(count)
-        ]
-    except Exception as exc:  # as above
-        return ProbeResult(Component.GPU, "nvml", False, f"NVML started but failed: {exc}")
-    finally:
-        with contextlib.suppress(Exception):  # nothing more to report after a failed shutdown
-            pynvml.nvmlShutdown()
-    if not count:
-        return ProbeResult(Component.GPU, "nvml", False, f"NVML driver {driver} sees no GPU")
-    listed = ", ".join(f"{index}: {name}" for index, name in enumerate(names))
-    return ProbeResult(
-        Component.GPU, "nvml", True, f"NVML driver {driver}, {count} GPU(s): {listed}"
-    )
-
-
-def _text(value: object) -> str:
-    """NVML returns bytes in old bindings and str in new ones."""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def probe_machine(
     *,
+    settings: Settings | None = None,
     powercap_root: Path = DEFAULT_POWERCAP_ROOT,
     proc_root: Path = _procfs.DEFAULT_PROC_ROOT,
 ) -> list[ProbeResult]:
@@ -185,7 +196,11 @@ def probe_machine(
     ``used`` marks the method :func:`detect_sources` picks. Nothing is kept open.
     """
     roots = _Roots(powercap=powercap_root, proc=proc_root)
-    results = [_probe_nvml()]
+    available, detail = nvml_probe(
+        visible_devices=settings.cuda_visible_devices if settings else None,
+        nvml=_simulated(settings) if settings and settings.simulate_gpus else None,
+    )
+    results = [ProbeResult(Component.GPU, "nvml", available, detail, used=available)]
     for component, methods in _PROBES:
         chosen = False
         for method, opener in methods:

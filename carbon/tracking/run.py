@@ -383,8 +383,11 @@ class Run:
                 flops_method=flops_method,
                 precision=precision,
                 metrics=metrics,
-                warnings=list(self._sampler.ledger.anomalies)
-                + [f"power source failed at {f.at_s:.1f} s: {f.message}" for f in failures],
+                warnings=[
+                    *self._sampler.ledger.anomalies,
+                    *(f"power source failed at {f.at_s:.1f} s: {f.message}" for f in failures),
+                    *(note for source in self._sampler.sources for note in _notes(source)),
+                ],
             ),
             failed_devices={p: f.message for f in failures for p in f.positions},
             failed_at_s={p: f.at_s for f in failures for p in f.positions},
@@ -411,6 +414,12 @@ class Run:
                 self._store_error = str(exc)
                 return
             self._pending.pop(0)
+
+
+def _notes(source: object) -> list[str]:
+    """What a source noticed about its devices (skipped GPUs, a frozen counter), if it says."""
+    notes = getattr(source, "notes", None)
+    return [str(note) for note in notes] if isinstance(notes, list) else []
 
 
 def _spec(position: int, device: DeviceInfo) -> wire.DeviceSpec:
