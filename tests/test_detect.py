@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import os
 import sys
-import types
 from pathlib import Path
+from typing import Any
 
+import pynvml
 import pytest
 
 from carbon.sources import ProbeResult, detect_sources, probe_machine
@@ -12,6 +13,7 @@ from carbon.sources.base import Component, PowerSource
 from carbon.sources.cpu_estimate import CpuEstimateSource
 from carbon.sources.ram_estimate import RamEstimateSource
 from carbon.sources.rapl import RaplSource
+from carbon.testing.simulated_gpu import SimulatedGpu, SimulatedNvml, simulated_nvml
 
 CPU_NAME = "AMD EPYC 7763 64-Core Processor"
 
@@ -80,77 +82,54 @@ def test_each_call_returns_fresh_objects(powercap: Path, proc: Path) -> None:
     assert all(a is not b for a, b in zip(first, second, strict=True))
 
 
-class FakeNvml(types.ModuleType):
-    """Enough of pynvml for the probe, recording whether it was shut down."""
-
-    class NVMLError(Exception):
-        """pynvml's base error."""
-
-    def __init__(self, *, init_error: str | None = None, count_error: str | None = None) -> None:
-        super().__init__("pynvml")
-        self.init_error = init_error
-        self.count_error = count_error
-        self.shut_down = False
-
-    def nvmlInit(self) -> None:  # noqa: N802 - pynvml's name
-        if self.init_error:
-            raise self.NVMLError(self.init_error)
-
-    def nvmlShutdown(self) -> None:  # noqa: N802
-        self.shut_down = True
-
-    def nvmlDeviceGetCount(self) -> int:  # noqa: N802
-        if self.count_error:
-            raise self.NVMLError(self.count_error)
-        return 2
-
-    def nvmlSystemGetDriverVersion(self) -> str:  # noqa: N802
-        return "550.54.15"
-
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:  # noqa: N802
-        return index
-
-    def nvmlDeviceGetName(self, handle: int) -> bytes | str:  # noqa: N802
-        return b"NVIDIA H100 80GB HBM3" if handle == 0 else "NVIDIA A100-SXM4-80GB"
-
-
 def by_method(results: list[ProbeResult]) -> dict[tuple[Component, str], ProbeResult]:
     return {(result.component, result.method): result for result in results}
+
+
+def _simulated(**kwargs: Any) -> SimulatedNvml:
+    return simulated_nvml(
+        [SimulatedGpu(), SimulatedGpu(name="NVIDIA A100-SXM4-80GB", counter_supported=False)],
+        **kwargs,
+    )
 
 
 def test_probe_reports_gpus_and_shuts_nvml_down(
     monkeypatch: pytest.MonkeyPatch, powercap: Path, proc: Path
 ) -> None:
-    fake = FakeNvml()
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    sim = _simulated()
+    monkeypatch.setitem(sys.modules, "pynvml", sim)
     gpu = by_method(probe_machine(powercap_root=powercap, proc_root=proc))[Component.GPU, "nvml"]
     assert gpu.available
+    assert gpu.used
     assert "550.54.15" in gpu.detail
-    assert "0: NVIDIA H100 80GB HBM3" in gpu.detail
-    assert "1: NVIDIA A100-SXM4-80GB" in gpu.detail
-    assert fake.shut_down
+    assert "0: NVIDIA H100 80GB HBM3 (energy counter)" in gpu.detail
+    assert "1: NVIDIA A100-SXM4-80GB (no energy counter: power)" in gpu.detail
+    assert sim.init_count == 0  # every nvmlInit was matched by an nvmlShutdown
 
 
 def test_probe_reports_nvml_init_failure(
     monkeypatch: pytest.MonkeyPatch, powercap: Path, proc: Path
 ) -> None:
-    fake = FakeNvml(init_error="NVML Shared Library Not Found")
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    sim = _simulated(init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
+    monkeypatch.setitem(sys.modules, "pynvml", sim)
     gpu = by_method(probe_machine(powercap_root=powercap, proc_root=proc))[Component.GPU, "nvml"]
     assert not gpu.available
-    assert "NVML Shared Library Not Found" in gpu.detail
-    assert not fake.shut_down  # never started
+    assert "library" in gpu.detail.lower()
 
 
-def test_probe_shuts_nvml_down_after_a_failure(
+def test_detected_gpus_come_first(
     monkeypatch: pytest.MonkeyPatch, powercap: Path, proc: Path
 ) -> None:
-    fake = FakeNvml(count_error="Driver Not Loaded")
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
-    gpu = by_method(probe_machine(powercap_root=powercap, proc_root=proc))[Component.GPU, "nvml"]
-    assert not gpu.available
-    assert "Driver Not Loaded" in gpu.detail
-    assert fake.shut_down
+    monkeypatch.setitem(sys.modules, "pynvml", _simulated())
+    sources = detect_sources(powercap_root=powercap, proc_root=proc)
+    try:
+        components = [d.component for source in sources for d in source.devices]
+        methods = [d.method for source in sources for d in source.devices]
+    finally:
+        for source in sources:
+            source.close()
+    assert components[:2] == [Component.GPU, Component.GPU]
+    assert methods[:2] == ["nvml_counter", "nvml_power"]
 
 
 def test_probe_without_the_nvml_package(
@@ -165,7 +144,7 @@ def test_probe_without_the_nvml_package(
 def test_probe_with_rapl_marks_rapl_used_and_still_describes_the_estimates(
     monkeypatch: pytest.MonkeyPatch, powercap: Path, proc: Path
 ) -> None:
-    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml())
+    monkeypatch.setitem(sys.modules, "pynvml", _simulated())
     results = by_method(probe_machine(powercap_root=powercap, proc_root=proc))
     assert results[Component.CPU, "rapl"].available
     assert results[Component.CPU, "rapl"].used
@@ -182,7 +161,7 @@ def test_probe_with_rapl_marks_rapl_used_and_still_describes_the_estimates(
 def test_probe_without_rapl_says_why_and_uses_the_estimates(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, proc: Path
 ) -> None:
-    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml())
+    monkeypatch.setitem(sys.modules, "pynvml", _simulated())
     results = probe_machine(powercap_root=tmp_path / "none", proc_root=proc)
     assert [(r.component, r.method) for r in results] == [
         (Component.GPU, "nvml"),
