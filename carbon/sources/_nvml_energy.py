@@ -19,25 +19,21 @@ quarter of ``(max - min power) x 1 s``, and it does not grow with the length of 
 Reading times between samples are interpolated linearly.
 
 **The energy counter** (:class:`CounterEstimator`). NVML's counter is exact but advances only
-when the driver updates it (about every 100 ms), so a raw reading lags by up to one update.
-The estimator keeps the (estimated) times of the updates it sees: when the counter changed
-between two readings, the update happened between them and within one ``period_s`` of the
-later one (a reading that sees no change narrows that bracket further); its time is taken
-as the middle of the bracket. Then:
+when the driver updates it (about every 100 ms). The estimator keeps the (estimated) times of
+the updates it sees: when the counter changed between two readings, the update happened
+between them; a reading that sees no change narrows that bracket. Then:
 
-- at a reading, the energy is the counter at the last update plus the power since then times
-  the time since then; that power is the instantaneous reading where the GPU gives one, else
-  the counter's own slope over the last update interval (a 1-second mean is too old);
+- at a window's edge the sampler first lets the source *settle*: it polls the counter every
+  few milliseconds until it advances, so the edge reading comes right after an update and
+  is exact to within the power times the poll interval (the tail since the update is
+  extrapolated with the latest power). A window therefore never reads 0 J, and a run or a
+  ``run.measure`` window is exact however bursty the load at its edges;
+- between edges a reading reports the counter at its last update: it lags the true energy
+  by less than one update, never runs ahead of it, and so never has to be held up (the
+  reported energy may not go down) above the truth. Per-second samples can thus each be off
+  by up to the power times one update period at their boundaries; their sum is exact;
 - at the first reading, once the next update is seen, the counter is interpolated between
   the updates on either side of it.
-
-A window shorter than an update thus gets ``power x duration`` rather than 0 J, and a window
-edge neither drops nor double-counts the partial update around it. The remaining error at an
-edge is the energy of the power's changes within about one update period of it: nothing on
-steady power (the same bracket rule at both edges cancels), at most about
-``(power swing) x period_s / 2`` per edge on bursty power, more when a reading interval holds
-two updates (readings that fall right on the update times). Reading faster than the counter
-updates narrows the brackets.
 
 Faults: a counter that goes backwards (a reset) or jumps by more than the device can draw is
 rebased so the energy continues from the power readings, with a note; a counter that does
@@ -53,6 +49,9 @@ from typing import Protocol
 from carbon.units import MJ_PER_J
 
 __all__ = ["AverageReconstructor", "CounterEstimator", "PowerIntegrator", "TrapezoidIntegrator"]
+
+SETTLED_S = 0.005
+"""A reading this close after a counter update is extrapolated over the gap."""
 
 _KEEP_S = 6.0
 """History kept for interpolation: the averaging window plus the longest stall, with room."""
@@ -263,18 +262,22 @@ class CounterEstimator:
         return self._power_w or 0.0
 
     def _estimate(self, t_s: float, integrated_j: float | None) -> float:
-        """Counter at the last update plus the energy since, extrapolated.
+        """The counter at its last update, plus what is known of the energy since.
 
-        Beyond two periods without an update (a late or stalled counter), the energy past
-        the first two periods comes from the integrated power readings.
+        Within :data:`SETTLED_S` of an update (an edge reading after :meth:`settle
+        <carbon.sources.nvml.NvmlSource.settle>`) the tail is extrapolated with the latest
+        power. Otherwise the counter's value at its last update is reported as it is: it lags
+        by less than an update, but it never runs ahead of the true energy, so the reported
+        energy (which may not go down) is never held above it. Beyond two periods without an
+        update (a late or stalled counter), the integrated power readings carry it on.
         """
         update_s, update_j = self._updates.times[-1], self._updates.values[-1]
-        tail_s = t_s - update_s
-        short_s = 2 * self.period_s
-        if tail_s <= short_s or integrated_j is None:
+        tail_s = max(0.0, t_s - update_s)
+        if tail_s <= SETTLED_S:
             return update_j + self._tail_power_w() * tail_s
-        later_j = integrated_j - self.integrator.energy_at(update_s + short_s)
-        return update_j + self._tail_power_w() * short_s + later_j
+        if tail_s <= 2 * self.period_s or integrated_j is None:
+            return update_j
+        return update_j + integrated_j - self.integrator.energy_at(update_s)
 
     def _check_counter(
         self, t_s: float, counter_j: float, counter_mj: int, integrated_j: float | None

@@ -88,6 +88,10 @@ class PowerSource(Protocol):
     A source may also have a ``min_read_interval_s`` attribute: the sampler then reads it
     no more often than that between window edges (the edges always read every source).
     Estimates evaluated from ``/proc`` use it, as a model gains nothing from 10 Hz.
+
+    A source may also have a ``settle(clock, sleep)`` method, which the sampler calls just
+    before each edge reading: a counter that advances in steps (NVML's) waits there for its
+    next step, so the edge reading is exact.
     """
 
     @property

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
@@ -160,6 +161,49 @@ class NvmlSource:
         if self._closed:
             raise SourceError("NVML source read after close()")
         return [self._read_gpu(gpu, now_s) for gpu in self._gpus]
+
+    def settle(
+        self,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None] = time.sleep,
+        *,
+        poll_s: float = 0.002,
+    ) -> None:
+        """Wait until every GPU's energy counter has just advanced, for a window's edge.
+
+        Right after an update the counter is exact, so the reading that follows needs no
+        extrapolation over the update interval (which on bursty load can miss up to
+        ``(power swing) x period / 2`` per edge). Polling every ``poll_s`` pins each update
+        within ``poll_s``. Waits at most about two update periods; GPUs without a counter,
+        or whose counter is frozen, are not waited for.
+
+        Args:
+            clock: The sampler's monotonic clock.
+            sleep: Sleeps on that clock.
+            poll_s: Time between polls of the counters.
+        """
+        waiting = [gpu for gpu in self._gpus if gpu.counter is not None and not gpu.counter.frozen]
+        if self._closed or not waiting:
+            return
+        period_s = max(gpu.counter.period_s for gpu in waiting if gpu.counter is not None)
+        deadline_s = clock() + 2.5 * period_s
+        start = {id(gpu): self._observe_counter(gpu, clock()) for gpu in waiting}
+        while waiting:
+            sleep(poll_s)
+            now_s = clock()
+            if now_s > deadline_s:
+                return
+            waiting = [
+                gpu for gpu in waiting if self._observe_counter(gpu, now_s) == start[id(gpu)]
+            ]
+
+    def _observe_counter(self, gpu: GpuState, now_s: float) -> int:
+        """Read one GPU's counter and let its estimator narrow the time of the last update."""
+        assert gpu.counter is not None
+        with nvml_errors(self._nvml, f"reading the energy counter of {gpu.label}"):
+            counter_mj = int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
+        gpu.counter.update(now_s, counter_mj, None)
+        return counter_mj
 
     def _read_gpu(self, gpu: GpuState, now_s: float) -> DeviceReading:
         nvml = self._nvml

@@ -60,6 +60,10 @@ class VirtualClock:
         with self._lock:
             return self._set(self._now_s + dt_s)
 
+    def sleep(self, dt_s: float) -> None:
+        """Sleep on this clock: time moves on by ``dt_s`` at once."""
+        self.advance(dt_s)
+
     def _set(self, t_s: float) -> float:
         if self.stop_at_s is not None and t_s >= self.stop_at_s:
             t_s = max(self._now_s, self.stop_at_s)

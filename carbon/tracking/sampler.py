@@ -79,8 +79,21 @@ class Sampler:
         self.t0 = clock()
         self.ledger = Ledger(self.t0, position)
 
+    def _settle(self) -> None:
+        """Let sources that can (GPU energy counters) wait for a fresh value at an edge."""
+        sleep = getattr(self.clock, "sleep", time.sleep)
+        for i, source in enumerate(self.sources):
+            settle = getattr(source, "settle", None)
+            if settle is None or not self._active[i]:
+                continue
+            try:
+                settle(self.clock, sleep)
+            except Exception as exc:  # a failing source must not stop the run
+                self._fail(i, self.clock(), exc)
+
     def start(self) -> None:
         """Take the first reading now (the window's start) and start the thread."""
+        self._settle()
         self.t0 = self.clock()
         self.ledger = Ledger(self.t0, self.ledger.device_count)
         self._read_all(self.t0, edge=True)
@@ -97,6 +110,7 @@ class Sampler:
         if self._thread is not None:
             self._thread.join()
         with self._lock:
+            self._settle()
             end = self.clock()
             self._read_all(end, edge=True)
             closed = self.ledger.close_interval(end)
@@ -110,6 +124,7 @@ class Sampler:
             Seconds since the run started, and each device's energy since then.
         """
         with self._lock:
+            self._settle()
             now = self.clock()
             self._read_all(now, edge=True)
             return now - self.t0, self.ledger.cumulative_j()
