@@ -323,7 +323,8 @@ def test_reset_counter_is_rebased(fault_run: Run) -> None:
     assert any("went back" in note for note in source.source.notes)
     error = fault_run.error(source, 0)
     print(f"\ncounter reset at 1.45 s: {error:+.2%}")
-    assert abs(error) <= 0.03
+    # The gap is bridged with power readings, taken twice a second on counter GPUs.
+    assert abs(error) <= 0.05
 
 
 def test_no_negative_or_huge_interval_energy(fault_run: Run) -> None:

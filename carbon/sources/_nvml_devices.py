@@ -66,6 +66,7 @@ class GpuState:
     power_supported: bool
     utilization_supported: bool = True
     last_energy_j: float = 0.0
+    aux_read_s: float = float("-inf")
 
 
 def required(nvml: ModuleType, what: str, call: Callable[..., Any], *args: Any) -> Any:

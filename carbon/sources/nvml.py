@@ -52,6 +52,9 @@ __all__ = ["METHOD_COUNTER", "METHOD_POWER", "NvmlSource", "nvml_probe"]
 
 log = logging.getLogger(__name__)
 
+AUX_INTERVAL_S = 0.5
+"""How often power and utilization are read for a GPU whose energy comes from its counter."""
+
 
 def _import_nvml() -> ModuleType:
     try:
@@ -208,11 +211,18 @@ class NvmlSource:
     def _read_gpu(self, gpu: GpuState, now_s: float) -> DeviceReading:
         nvml = self._nvml
         power_w: float | None = None
+        utilization: float | None = None
+        if gpu.counter is not None and not gpu.counter.frozen:
+            # Power and utilization only feed charts and fault checks here: twice a second.
+            if now_s - gpu.aux_read_s < 0.95 * AUX_INTERVAL_S:  # 0.95: tolerate clock jitter
+                with nvml_errors(nvml, f"reading the energy counter of {gpu.label}"):
+                    counter_mj = int(nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
+                return DeviceReading(energy_j=gpu.counter.update(now_s, counter_mj, None))
+            gpu.aux_read_s = now_s
         if gpu.power_supported:
             raw_mw = self._optional(gpu, "power", nvml.nvmlDeviceGetPowerUsage)
             power_w = None if raw_mw is None else raw_mw / MW_PER_W
             gpu.power_supported = raw_mw is not None or gpu.counter is None
-        utilization: float | None = None
         if gpu.utilization_supported:
             rates = self._optional(gpu, "utilization", nvml.nvmlDeviceGetUtilizationRates)
             gpu.utilization_supported = rates is not None

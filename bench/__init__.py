@@ -1,0 +1,1 @@
+"""Benchmarks of carbon: each prints its figures as ratios to a peer or a limit."""
