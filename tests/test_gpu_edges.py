@@ -11,8 +11,6 @@ every figure is repeatable.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from carbon.sources.nvml import NvmlSource
@@ -24,22 +22,28 @@ from carbon.tracking.sampler import Sampler
 START_S = 100.0
 
 
-def _window(duration_s: float, offset_s: float, seed: int) -> list[float]:
+def _window(duration_s: float, offset_s: float, seed: int, *, counter: bool = True) -> list[float]:
     """Relative error per GPU of one window's energy against the trace's exact integral."""
     clock = VirtualClock(START_S + offset_s)
     traces = [BurstTrace(seed=seed), BurstTrace(seed=seed + 100, idle_w=150.0, burst_w=700.0)]
     sim = simulated_nvml(
-        [SimulatedGpu(trace=trace, counter_phase_s=0.037) for trace in traces],
+        [
+            SimulatedGpu(trace=trace, counter_phase_s=0.037, counter_supported=counter)
+            for trace in traces
+        ],
         clock=clock.now,
         origin_s=0.0,
     )
     source = NvmlSource.open(nvml=sim)
-    sampler = Sampler([source], hz=10, on_interval=lambda _: None, clock=clock)
+    # A rate so low that the sampler thread stays asleep: the test takes the 10 Hz
+    # readings itself, on the virtual clock, so every reading time is exact.
+    sampler = Sampler([source], hz=0.01, on_interval=lambda _: None, clock=clock)
     sampler.start()
     t0 = sampler.t0
-    while clock.now() < t0 + duration_s:
-        clock.advance(0.01)
-        time.sleep(0.0005)  # let the sampler thread take readings in between
+    while clock.now() < t0 + duration_s - 0.1:
+        clock.advance(0.1)
+        with sampler._lock:
+            sampler._read_all(clock.now())
     end = sampler.stop()
     source.close()
     totals = sampler.ledger.totals_j
@@ -57,4 +61,13 @@ def test_run_totals_on_bursty_power_within_half_a_percent(offset_s: float) -> No
 def test_windows_of_half_a_second_within_half_a_percent(duration_s: float, offset_s: float) -> None:
     errors = _window(duration_s, offset_s, seed=3)
     print(f"{duration_s} s window at {offset_s:.3f} s: errors {[f'{e:+.4%}' for e in errors]}")
+    assert all(abs(error) < 0.005 for error in errors)
+
+
+@pytest.mark.parametrize("offset_s", [0.0, 0.043, 0.37])
+def test_power_means_end_on_a_whole_second_and_are_exact(offset_s: float) -> None:
+    # No energy counter; readings are 1-second means (as Hopper reports power). The run ends
+    # on a whole second after its first reading, over which the reconstruction is exact.
+    errors = _window(3.3, offset_s, seed=11, counter=False)
+    print(f"power path, offset {offset_s:.3f} s: errors {[f'{e:+.4%}' for e in errors]}")
     assert all(abs(error) < 0.005 for error in errors)

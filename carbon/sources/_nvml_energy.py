@@ -16,6 +16,8 @@ tell; it is taken as flat at the first reading's mean. The bias is thus the ener
 that one second: zero when the window lasts a whole number of seconds or the power was steady
 before it began (a job that starts after its tracking does), otherwise at most about a
 quarter of ``(max - min power) x 1 s``, and it does not grow with the length of the run.
+At a window's end the source settles on a whole second since its first reading, where the
+reconstruction is exact, so a run measured this way has no such bias.
 Reading times between samples are interpolated linearly.
 
 **The energy counter** (:class:`CounterEstimator`). NVML's counter is exact but advances only
@@ -145,6 +147,11 @@ class AverageReconstructor:
             history.append(t_s, window_j + self.energy_at(t_s - self.window_s))
         self._last_w = power_w
         return history.values[-1]
+
+    @property
+    def first_t_s(self) -> float | None:
+        """Time of the first reading, or ``None`` before it."""
+        return self._first_t_s if self._history.times else None
 
     def energy_at(self, t_s: float) -> float:
         """Reconstructed energy at ``t_s``; before the first reading, the flat prior."""

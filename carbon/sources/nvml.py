@@ -177,16 +177,20 @@ class NvmlSource:
         Right after an update the counter is exact, so the reading that follows needs no
         extrapolation over the update interval (which on bursty load can miss up to
         ``(power swing) x period / 2`` per edge). Polling every ``poll_s`` pins each update
-        within ``poll_s``. Waits at most about two update periods; GPUs without a counter,
-        or whose counter is frozen, are not waited for.
+        within ``poll_s``. Waits at most about two update periods. GPUs read as 1-second
+        power means (no counter) wait instead for a whole second since their first reading,
+        over which their reconstruction is exact.
 
         Args:
             clock: The sampler's monotonic clock.
             sleep: Sleeps on that clock.
             poll_s: Time between polls of the counters.
         """
+        if self._closed:
+            return
+        self._settle_averages(clock, sleep)
         waiting = [gpu for gpu in self._gpus if gpu.counter is not None and not gpu.counter.frozen]
-        if self._closed or not waiting:
+        if not waiting:
             return
         period_s = max(gpu.counter.period_s for gpu in waiting if gpu.counter is not None)
         deadline_s = clock() + 2.5 * period_s
@@ -199,6 +203,25 @@ class NvmlSource:
             waiting = [
                 gpu for gpu in waiting if self._observe_counter(gpu, now_s) == start[id(gpu)]
             ]
+
+    def _settle_averages(self, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+        """For GPUs read as 1-second means, wait until a whole number of seconds has passed.
+
+        The reconstruction from 1-second means is exact over whole seconds from the first
+        reading (each mean is the energy of the second before it); only a fraction of a
+        second at the end depends on the unknown profile before the first reading. Ending
+        the window on a whole second removes that bias, at the cost of waiting up to a
+        second.
+        """
+        averages = [gpu.average for gpu in self._gpus if gpu.average is not None]
+        firsts = [a.first_t_s for a in averages if a.first_t_s is not None]
+        if not firsts:
+            return
+        window_s = averages[0].window_s
+        elapsed_s = clock() - firsts[0]
+        wait_s = -elapsed_s % window_s
+        if elapsed_s >= window_s and 0.001 < wait_s < window_s - 0.001:
+            sleep(wait_s)
 
     def _observe_counter(self, gpu: GpuState, now_s: float) -> int:
         """Read one GPU's counter and let its estimator narrow the time of the last update."""
