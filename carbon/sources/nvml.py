@@ -44,7 +44,7 @@ from carbon.sources._nvml_devices import (
     select_devices,
     text,
 )
-from carbon.sources._nvml_errors import NvmlNotSupported, nvml_errors
+from carbon.sources._nvml_errors import NvmlNotSupported, nvml_errors, translate
 from carbon.sources.base import DeviceInfo, DeviceReading
 from carbon.units import MW_PER_W
 
@@ -226,10 +226,18 @@ class NvmlSource:
     def _observe_counter(self, gpu: GpuState, now_s: float) -> int:
         """Read one GPU's counter and let its estimator narrow the time of the last update."""
         assert gpu.counter is not None
-        with nvml_errors(self._nvml, f"reading the energy counter of {gpu.label}"):
-            counter_mj = int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
+        counter_mj = self._counter_mj(gpu)
         gpu.counter.update(now_s, counter_mj, None)
         return counter_mj
+
+    def _counter_mj(self, gpu: GpuState) -> int:
+        """The energy counter in mJ (the hot path: errors are translated only when raised)."""
+        try:
+            return int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
+        except self._nvml.NVMLError as exc:
+            raise translate(
+                exc, f"reading the energy counter of {gpu.label}", opening=False
+            ) from exc
 
     def _read_gpu(self, gpu: GpuState, now_s: float) -> DeviceReading:
         nvml = self._nvml
@@ -238,8 +246,7 @@ class NvmlSource:
         if gpu.counter is not None and not gpu.counter.frozen:
             # Power and utilization only feed charts and fault checks here: twice a second.
             if now_s - gpu.aux_read_s < 0.95 * AUX_INTERVAL_S:  # 0.95: tolerate clock jitter
-                with nvml_errors(nvml, f"reading the energy counter of {gpu.label}"):
-                    counter_mj = int(nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
+                counter_mj = self._counter_mj(gpu)
                 return DeviceReading(energy_j=gpu.counter.update(now_s, counter_mj, None))
             gpu.aux_read_s = now_s
         if gpu.power_supported:
