@@ -8,13 +8,16 @@ samples.
 
 from __future__ import annotations
 
+import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from carbon import wire
 from carbon.errors import RunStateError
+from carbon.sources.base import DeviceInfo, methods_by_component
 
 if TYPE_CHECKING:
     from carbon.tracking.run import Run
@@ -49,6 +52,52 @@ class Measurement:
     flops: float | None
 
 
+Counters = tuple[int, int | None, int | None, float | None]
+"""A run's steps, samples, tokens and FLOPs at one moment."""
+Edge = tuple[float, list[float], Counters]
+"""One edge of a window: seconds since the run started, energy per device, counters."""
+
+
+def between_edges(
+    name: str, begin: Edge, end: Edge, devices: Sequence[DeviceInfo]
+) -> tuple[Measurement, wire.WindowRecord]:
+    """The figures of a window from its two edges, and the record that stores them."""
+    start_s, start_j, (steps0, samples0, tokens0, flops0) = begin
+    end_s, end_j, (steps1, samples1, tokens1, flops1) = end
+    by_component: dict[str, float | None] = {"gpu": None, "cpu": None, "ram": None}
+    for device, before_j, after_j in zip(devices, start_j, end_j, strict=True):
+        by_component[device.component] = (by_component[device.component] or 0.0) + (
+            after_j - before_j
+        )
+    known = [value for value in by_component.values() if value is not None]
+    measurement = Measurement(
+        name=name,
+        start_s=start_s,
+        duration_s=end_s - start_s,
+        energy_j=math.fsum(known) if known else None,
+        energy_by_component_j=by_component,
+        method=methods_by_component(devices),
+        steps=steps1 - steps0,
+        samples=None if samples1 is None else samples1 - (samples0 or 0),
+        tokens=None if tokens1 is None else tokens1 - (tokens0 or 0),
+        flops=None if flops1 is None else flops1 - (flops0 or 0.0),
+    )
+    record = wire.WindowRecord(
+        name=name,
+        start_s=start_s,
+        duration_s=measurement.duration_s,
+        energy_j=measurement.energy_j,
+        energy_gpu_j=by_component["gpu"],
+        energy_cpu_j=by_component["cpu"],
+        energy_ram_j=by_component["ram"],
+        steps=measurement.steps,
+        samples=measurement.samples,
+        tokens=measurement.tokens,
+        flops=measurement.flops,
+    )
+    return measurement, record
+
+
 def synchronize_cuda() -> None:
     """Wait for work queued on the current CUDA device, if torch is in use with CUDA.
 
@@ -77,7 +126,7 @@ class Window:
         self.run = run
         self.name = name
         self._result: Measurement | None = None
-        self._begin: tuple[float, list[float], tuple[int, int | None, int | None, float | None]]
+        self._begin: Edge
 
     def __enter__(self) -> Window:
         self._begin = self.run._edge()

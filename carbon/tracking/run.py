@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from carbon import wire
 from carbon._version import __version__
-from carbon.errors import CarbonError, RunStateError, StoreError
-from carbon.sources.base import DeviceInfo, describe_hardware, methods_by_component
+from carbon.errors import RunStateError
+from carbon.sources.base import DeviceInfo, describe_hardware
+from carbon.tracking.delivery import Delivery
 from carbon.tracking.ledger import IntervalEnergy
-from carbon.tracking.measure import Measurement, Window, synchronize_cuda
+from carbon.tracking.measure import Edge, Measurement, Window, between_edges, synchronize_cuda
 from carbon.tracking.sampler import Sampler
 from carbon.tracking.state import RunStatus
 
@@ -76,9 +77,7 @@ class Run:
         self._windows: list[wire.WindowRecord] = []
         self._sent = (0, 0, 0, 0.0)
         self._seq = 0
-        self._pending: list[wire.Batch] = []
-        self._ready = threading.Event()
-        self._store_error: str | None = None
+        self._delivery: Delivery | None = None
         self._sampler: Sampler | None = None
         self._sink: LocalSink | None = None
         self._devices: list[DeviceInfo] = []
@@ -218,6 +217,7 @@ class Run:
             self._rank = settings.rank or 0
             tags.update(job_id=str(settings.job_id), world_size=str(settings.world_size))
         self._sink = sink
+        self._delivery = Delivery(sink, self.id)
         self._sampler = Sampler(sources, hz=settings.sample_hz, on_interval=self._on_interval)
         self.started_at = datetime.now(UTC)
         self._sampler.start()
@@ -249,10 +249,10 @@ class Run:
             self._sampler.stop()
             self._close_sources()
             raise
-        self._ready.set()
+        self._delivery.open()
 
     def _finish(self, status: RunStatus, error: str | None) -> None:
-        if self._sampler is None or self._sink is None:
+        if self._sampler is None or self._sink is None or self._delivery is None:
             raise RunStateError("the run was never started")
         self.status = self.status.to(status)
         try:
@@ -263,12 +263,7 @@ class Run:
             self._sampler.stop()
         finally:
             self._close_sources()
-        self._deliver(None)
-        if self._pending:
-            raise StoreError(
-                f"run {self.id} was measured, but {len(self._pending)} batch(es) could not be "
-                f"stored in {self._sink.store.display_url!r}: {self._store_error}"
-            )
+        self._delivery.flush()
         self._sink.finish_run(
             wire.RunEnd(
                 run_id=self.id,
@@ -291,51 +286,15 @@ class Run:
         with self._lock:
             return self._steps, self._samples, self._tokens, self._flops
 
-    def _edge(self) -> tuple[float, list[float], tuple[int, int | None, int | None, float | None]]:
+    def _edge(self) -> Edge:
         if self._sampler is None or self.status.is_final:
             raise RunStateError("windows can only be measured while the run is running")
         synchronize_cuda()
         offset_s, cumulative_j = self._sampler.read_now()
         return offset_s, cumulative_j, self._counters()
 
-    def _close_window(
-        self,
-        name: str,
-        begin: tuple[float, list[float], tuple[int, int | None, int | None, float | None]],
-    ) -> Measurement:
-        start_s, start_j, (steps0, samples0, tokens0, flops0) = begin
-        end_s, end_j, (steps1, samples1, tokens1, flops1) = self._edge()
-        by_component: dict[str, float | None] = {"gpu": None, "cpu": None, "ram": None}
-        for device, before, after in zip(self._devices, start_j, end_j, strict=True):
-            by_component[device.component] = (by_component[device.component] or 0.0) + (
-                after - before
-            )
-        known = [value for value in by_component.values() if value is not None]
-        measurement = Measurement(
-            name=name,
-            start_s=start_s,
-            duration_s=end_s - start_s,
-            energy_j=math.fsum(known) if known else None,
-            energy_by_component_j=by_component,
-            method=methods_by_component(self._devices),
-            steps=steps1 - steps0,
-            samples=None if samples1 is None else samples1 - (samples0 or 0),
-            tokens=None if tokens1 is None else tokens1 - (tokens0 or 0),
-            flops=None if flops1 is None else flops1 - (flops0 or 0.0),
-        )
-        record = wire.WindowRecord(
-            name=name,
-            start_s=measurement.start_s,
-            duration_s=measurement.duration_s,
-            energy_j=measurement.energy_j,
-            energy_gpu_j=by_component["gpu"],
-            energy_cpu_j=by_component["cpu"],
-            energy_ram_j=by_component["ram"],
-            steps=measurement.steps,
-            samples=measurement.samples,
-            tokens=measurement.tokens,
-            flops=measurement.flops,
-        )
+    def _close_window(self, name: str, begin: Edge) -> Measurement:
+        measurement, record = between_edges(name, begin, self._edge(), self._devices)
         with self._lock:
             self._windows.append(record)
         return measurement
@@ -393,27 +352,8 @@ class Run:
             failed_at_s={p: f.at_s for f in failures for p in f.positions},
         )
         self._seq += 1
-        self._deliver(batch)
-
-    def _deliver(self, batch: wire.Batch | None) -> None:
-        if batch is not None:
-            self._pending.append(batch)
-        if not self._ready.is_set() or self._sink is None:
-            return
-        while self._pending:
-            try:
-                self._sink.write(self._pending[0])
-            except Exception as exc:  # kept and retried: nothing measured may be dropped
-                if self._store_error is None:
-                    log.warning(
-                        "carbon: cannot store run %s yet, will retry: %s",
-                        self.id,
-                        exc,
-                        exc_info=not isinstance(exc, CarbonError),
-                    )
-                self._store_error = str(exc)
-                return
-            self._pending.pop(0)
+        assert self._delivery is not None
+        self._delivery.put(batch)
 
 
 def _notes(source: object) -> list[str]:
