@@ -249,3 +249,29 @@ def test_unreachable_database_names_the_masked_url(tmp_path: object) -> None:
         pytest.fail("the block must not run")
     assert "alice:***@127.0.0.1:1/nowhere" in str(info.value)
     assert "s3cret" not in str(info.value)
+
+
+def test_store_away_for_a_while_loses_nothing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carbon.store.sink import LocalSink
+
+    real_write = LocalSink.write
+    refused = []
+
+    def flaky_write(self: LocalSink, batch: object) -> None:
+        if len(refused) < 2:  # the first two batches find the database away
+            refused.append(batch)
+            raise carbon.StoreError("database is locked")
+        real_write(self, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LocalSink, "write", flaky_write)
+    with carbon.track(settings=settings, sources=_sources()) as run:
+        time.sleep(2.4)
+    s = run.summary()
+    assert len(refused) == 2
+    assert s["energy_j"] == pytest.approx(52.5 * s["duration_s"], rel=0.01)
+    store = open_store(settings.resolved_database_url)
+    with store.session() as session:
+        n_samples = session.scalar(select(func.count()).select_from(Sample))
+    assert n_samples == 2 * math.ceil(s["duration_s"])  # every second arrived, once
