@@ -48,6 +48,9 @@ class IntensityInfo(BaseModel):
     source: str
     zone: str
     year: int | None = None
+    factor_type: str | None = None
+    fallback: bool = False
+    fallback_reason: str | None = None
 
 
 class RunStart(BaseModel):
@@ -63,6 +66,7 @@ class RunStart(BaseModel):
     host: str
     region: str | None
     pue: float = Field(ge=1.0, allow_inf_nan=False)
+    pue_source: str | None = None
     intensity: IntensityInfo | None
     sample_hz: float = Field(gt=0, allow_inf_nan=False)
     carbon_version: str

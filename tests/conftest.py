@@ -25,7 +25,18 @@ ADMIN_URL = os.environ.get(
     "CARBON_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-TABLES = ("run_window", "work", "sample", "device", "run_rank", "run", "project")
+TABLES = (
+    "run_energy_hour",
+    "intensity_hour",
+    "market_factor",
+    "run_window",
+    "work",
+    "sample",
+    "device",
+    "run_rank",
+    "run",
+    "project",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -124,7 +124,16 @@ class Run(Base):
     intensity_zone: Mapped[str | None] = mapped_column(String(64))
     intensity_year: Mapped[int | None] = mapped_column(Integer)
     pue: Mapped[float] = mapped_column(Float)
+    pue_source: Mapped[str | None] = mapped_column(Text)
     co2e_g: Mapped[float | None] = mapped_column(Float)
+    intensity_factor_type: Mapped[str | None] = mapped_column(String(16))
+    intensity_fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    intensity_fallback_reason: Mapped[str | None] = mapped_column(Text)
+    co2e_method: Mapped[str | None] = mapped_column(String(16))
+    co2e_market_g: Mapped[float | None] = mapped_column(Float)
+    market_source: Mapped[str | None] = mapped_column(Text)
+    embodied_g: Mapped[float | None] = mapped_column(Float)
+    embodied_source: Mapped[str | None] = mapped_column(Text)
 
     project: Mapped[Project] = relationship(back_populates="runs")
     devices: Mapped[list[Device]] = relationship(
@@ -242,3 +251,52 @@ class Window(Base):
     flops: Mapped[float | None] = mapped_column(Float)
 
     run: Mapped[Run] = relationship(back_populates="windows")
+
+
+class RunEnergyHour(Base):
+    """Energy a rank of a run drew in one UTC hour: the fact CO2e is computed from.
+
+    Kept current at each batch, so CO2e for any hour-by-hour intensity series or any other
+    region is recomputed from it without reading the samples.
+    """
+
+    __tablename__ = "run_energy_hour"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour_start: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    energy_j: Mapped[float] = mapped_column(Float)
+
+
+class IntensityHour(Base):
+    """Grid carbon intensity of a zone over one UTC hour, imported from a user's file."""
+
+    __tablename__ = "intensity_hour"
+    __table_args__ = (UniqueConstraint("zone", "hour_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    zone: Mapped[str] = mapped_column(String(64))
+    hour_start: Mapped[datetime] = mapped_column(UtcDateTime())
+    intensity_g_per_kwh: Mapped[float] = mapped_column(Float)
+    factor_type: Mapped[str | None] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(Text)
+
+
+class MarketFactor(Base):
+    """A contractual emission factor (supplier factor or renewable share) for market-based CO2e.
+
+    Applies to the runs of a project, or of a zone, started within its validity; reported
+    apart from the location-based figure, never netted into it.
+    """
+
+    __tablename__ = "market_factor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str | None] = mapped_column(String(200))
+    zone: Mapped[str | None] = mapped_column(String(64))
+    intensity_g_per_kwh: Mapped[float | None] = mapped_column(Float)
+    renewable_share: Mapped[float | None] = mapped_column(Float)
+    valid_from: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    valid_to: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -18,10 +18,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from carbon import wire
-from carbon.accounting.co2e import co2e_g
 from carbon.sources.base import describe_hardware
 from carbon.store import Store
 from carbon.store.models import Device, Project, Run, RunRank, Sample, Window, Work
+from carbon.store.pricing import Pricing, add_energy_hours, energy_hour_rows
 
 FINAL_ORDER = ("failed", "interrupted", "completed")
 
@@ -108,6 +108,10 @@ class LocalSink:
                     intensity_source=intensity.source if intensity else None,
                     intensity_zone=intensity.zone if intensity else None,
                     intensity_year=intensity.year if intensity else None,
+                    intensity_factor_type=intensity.factor_type if intensity else None,
+                    intensity_fallback=intensity.fallback if intensity else False,
+                    intensity_fallback_reason=intensity.fallback_reason if intensity else None,
+                    pue_source=start.pue_source,
                 )
             )
             session.add(
@@ -134,7 +138,14 @@ class LocalSink:
                 .values(hardware=describe_hardware(every_device))
             )
             device_ids = [device.id for device in devices]
-        self._runs[start.id] = _RunState(start, device_ids)
+            pricing = Pricing(session.connection(), start)
+            if pricing.market is not None:
+                session.execute(
+                    update(Run)
+                    .where(Run.id == start.id)
+                    .values(market_source=pricing.market_source)
+                )
+        self._runs[start.id] = _RunState(start, device_ids, pricing)
 
     def write(self, batch: wire.Batch) -> None:
         """Store one batch and bring the rank's and the run's totals up to date."""
@@ -194,9 +205,11 @@ class LocalSink:
             "flops": totals.flops,
         }
         warnings = list(dict.fromkeys([*state.start.warnings, *totals.warnings]))
+        hour_rows = energy_hour_rows(batch.run_id, batch.rank, started, batch)
         with self.store.transaction() as connection:
             if sample_rows:
                 connection.execute(_INSERT_SAMPLE, sample_rows)
+            add_energy_hours(connection, hour_rows)
             if work_rows:
                 connection.execute(_INSERT_WORK, work_rows)
             if batch.windows:
@@ -330,24 +343,19 @@ class LocalSink:
             if values[key] is not None
         ]
         energy_j = math.fsum(known) if known else None
-        intensity = state.start.intensity
-        co2e = (
-            co2e_g(energy_j, intensity.intensity_g_per_kwh, state.start.pue)
-            if energy_j is not None and intensity is not None
-            else None
-        )
         session.execute(
             update(_RUN).where(_RUN.c.id == state.start.id),
-            {"energy_j": energy_j, "co2e_g": co2e, **values},
+            {"energy_j": energy_j, **state.pricing.figures(session, energy_j), **values},
         )
 
 
 class _RunState:
     """What the sink keeps about the run (and rank) it is writing."""
 
-    def __init__(self, start: wire.RunStart, device_ids: list[int]) -> None:
+    def __init__(self, start: wire.RunStart, device_ids: list[int], pricing: Pricing) -> None:
         self.start = start
         self.device_ids = device_ids
+        self.pricing = pricing
         self.components = [spec.component for spec in start.devices]
 
     def by_component(self, device_energy_j: list[float]) -> dict[str, float | None]:
