@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from carbon.errors import ConfigError
@@ -26,8 +26,12 @@ class Settings(BaseSettings):
         home: Folder for carbon's own files (the SQLite store, later the spool).
         database_url: SQLAlchemy URL of the store; ``None`` means SQLite at
             ``home/carbon.db``.
-        region: Default region of runs (ISO 3166 country code, alpha-2 or alpha-3).
-        pue: Power usage effectiveness applied to energy for CO2e (>= 1.0).
+        region: Default region of runs: a country (``FR``), a sub-region (``US-CA``,
+            ``SE3``) or a cloud region (``gcp:europe-west1``).
+        pue: Power usage effectiveness applied to energy for CO2e (>= 1.0); unset means the
+            cloud provider's published figure for a cloud region, else 1.0.
+        electricitymaps_token: Electricity Maps API token: when set, runs are priced with
+            the live intensity of their zone at their start.
         sample_hz: How often the sampler reads the power sources, per second.
         simulate_gpus: Measure this many simulated GPUs instead of real ones (demos and
             tests without a GPU); such runs are marked simulated everywhere.
@@ -49,8 +53,9 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path.home() / ".carbon")
     database_url: str | None = None
     region: str | None = None
-    pue: float = 1.0
+    pue: float | None = None
     sample_hz: float = 10.0
+    electricitymaps_token: SecretStr | None = None
     simulate_gpus: int = Field(default=0, ge=0, le=64)
     cuda_visible_devices: str | None = Field(
         default=None, validation_alias=AliasChoices("CUDA_VISIBLE_DEVICES")
@@ -80,7 +85,9 @@ class Settings(BaseSettings):
 
     @field_validator("pue")
     @classmethod
-    def _check_pue(cls, value: float) -> float:
+    def _check_pue(cls, value: float | None) -> float | None:
+        if value is None:
+            return None
         if not math.isfinite(value) or value < 1.0:
             raise ValueError("PUE must be a finite number >= 1.0 (1.0 means no overhead)")
         return value
@@ -104,7 +111,7 @@ class Settings(BaseSettings):
     def _check_region(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        return value.strip().upper()
+        return value.strip()
 
     @property
     def distributed(self) -> bool:

@@ -91,7 +91,7 @@ def test_co2e_is_energy_times_pue_times_intensity(settings: Settings) -> None:
     with carbon.track(settings=settings, sources=_sources(), pue=1.2) as run:
         time.sleep(0.3)
     s = run.summary()
-    assert s["region"] == "FR"
+    assert s["region"] == "FRA"
     assert s["pue"] == 1.2
     assert s["intensity_g_per_kwh"] > 0
     assert "codecarbon" in s["intensity_source"].lower()

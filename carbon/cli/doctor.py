@@ -62,5 +62,10 @@ def doctor(
     typer.echo(f"  store      {mask_url(settings.resolved_database_url)}")
     region = settings.region or "not set: CO2e will be unknown (set CARBON_REGION, e.g. FR)"
     typer.echo(f"  region     {region}")
-    typer.echo(f"  PUE        {settings.pue}")
+    pue = (
+        settings.pue
+        if settings.pue is not None
+        else "not set: a cloud region's published PUE, else 1.0"
+    )
+    typer.echo(f"  PUE        {pue}")
     typer.echo(f"  sampling   {settings.sample_hz:g} readings/s, one stored sample per second")

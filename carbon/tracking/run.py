@@ -190,19 +190,25 @@ class Run:
 
     def _start(self, settings: Settings, sources: list[Any], sink: LocalSink) -> None:
         from carbon.accounting.catalog import normalize_precision
-        from carbon.accounting.intensity import lookup_country_intensity
+        from carbon.accounting.resolve import resolve
 
         region = self.config.region or settings.region
-        pue = self.config.pue if self.config.pue is not None else settings.pue
+        given_pue = self.config.pue if self.config.pue is not None else settings.pue
+        pue, pue_source = given_pue or 1.0, "given" if given_pue is not None else None
         warnings: list[str] = []
         intensity = None
         if region is not None:
-            factor = lookup_country_intensity(region)
+            pricing = resolve(region, pue=given_pue, live=_live_provider(settings))
+            region, factor = pricing.region.code, pricing.intensity
+            pue, pue_source = pricing.pue.pue, pricing.pue.source
             intensity = wire.IntensityInfo(
                 intensity_g_per_kwh=factor.intensity_g_per_kwh,
                 source=factor.source,
                 zone=factor.zone,
                 year=factor.year,
+                factor_type=factor.factor_type,
+                fallback=factor.fallback,
+                fallback_reason=factor.fallback_reason,
             )
         else:
             warnings.append("no region set (CARBON_REGION or region=...): CO2e is unknown")
@@ -230,6 +236,7 @@ class Run:
             host=socket.gethostname(),
             region=region,
             pue=pue,
+            pue_source=pue_source,
             intensity=intensity,
             sample_hz=settings.sample_hz,
             carbon_version=__version__,
@@ -354,6 +361,15 @@ class Run:
         self._seq += 1
         assert self._delivery is not None
         self._delivery.put(batch)
+
+
+def _live_provider(settings: Settings) -> Any:
+    """An Electricity Maps client when a token is configured, else ``None``."""
+    if settings.electricitymaps_token is None:
+        return None
+    from carbon.accounting.providers.electricitymaps import ElectricityMapsProvider
+
+    return ElectricityMapsProvider(settings.electricitymaps_token.get_secret_value())
 
 
 def _notes(source: object) -> list[str]:
