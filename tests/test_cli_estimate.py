@@ -76,7 +76,30 @@ def test_bad_count_names_the_argument(app: typer.Typer) -> None:
     assert "count must be at least 1" in result.stderr
 
 
-def test_intensity_is_required(app: typer.Typer) -> None:
+def test_intensity_or_region_is_required(app: typer.Typer) -> None:
     result = CliRunner().invoke(app, ["estimate", "l4", "--count", "1", "--hours", "1"])
-    assert result.exit_code == 2
-    assert "--intensity" in result.stderr
+    assert result.exit_code == 1
+    assert "give --region or --intensity" in result.stderr
+
+
+def test_region_gives_intensity_and_cloud_pue(app: typer.Typer) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "estimate",
+            "l4",
+            "--count",
+            "8",
+            "--hours",
+            "10",
+            "--region",
+            "gcp:europe-west1",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["inputs"]["pue"]["value"] == 1.09  # Google's published fleet PUE
+    assert data["inputs"]["intensity_g_per_kwh"]["source"].startswith("gcp:europe-west1: ")
+    # 8 L4 x 10 h x 72 W (catalog TDP) x 1.09 = 6.2784 kWh
+    assert data["energy_kwh"] == pytest.approx(8 * 10 * 72 * 1.09 / 1000)

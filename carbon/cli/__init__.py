@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from carbon.cli import db, demo, doctor, run_cmd, runs
+from carbon.cli import accounting, db, demo, doctor, estimate, regions, run_cmd, runs
 from carbon.errors import CarbonError
 
 app = typer.Typer(
@@ -22,6 +22,11 @@ app = typer.Typer(
 )
 app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
+app.add_typer(accounting.intensity_app, name="intensity")
+app.add_typer(accounting.market_app, name="market")
+app.command("whatif")(accounting.whatif_command)
+app.command("regions")(regions.regions)
+app.command("estimate")(estimate.estimate)
 app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
 app.command("run", context_settings={"ignore_unknown_options": True})(run_cmd.run_command)

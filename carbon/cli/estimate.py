@@ -54,15 +54,23 @@ def estimate(
     count: Annotated[int, typer.Option("--count", help="Number of GPUs.")],
     hours: Annotated[float, typer.Option("--hours", help="Wall-clock hours each GPU runs.")],
     intensity: Annotated[
-        float, typer.Option("--intensity", help="Grid carbon intensity in gCO2e/kWh.")
-    ],
+        float | None,
+        typer.Option("--intensity", help="Grid carbon intensity in gCO2e/kWh (or --region)."),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option("--region", help="Region whose grid intensity (and cloud PUE) to use."),
+    ] = None,
     power_w: Annotated[
         float | None,
         typer.Option("--power-w", help="Average watts per GPU; default: the catalog TDP."),
     ] = None,
     pue: Annotated[
-        float, typer.Option("--pue", help="Data-centre PUE (1.0 counts IT energy only).")
-    ] = 1.0,
+        float | None,
+        typer.Option(
+            "--pue", help="Data-centre PUE (default: a cloud region's published PUE, else 1.0)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Estimate a training run's energy (kWh, MWh) and tCO2e from GPUs, hours and grid.
@@ -71,6 +79,20 @@ def estimate(
     Every input is printed with where it came from.
     """
     try:
+        intensity_source, pue_source = "given (--intensity)", None
+        if region is not None:
+            from carbon.accounting.resolve import resolve
+
+            pricing = resolve(region, pue=pue)
+            if intensity is None:
+                intensity = pricing.intensity.intensity_g_per_kwh
+                intensity_source = f"{pricing.region.code}: {pricing.intensity.source}"
+            if pue is None:
+                pue, pue_source = pricing.pue.pue, pricing.pue.source
+        if intensity is None:
+            raise ConfigError("give --region or --intensity (gCO2e/kWh)")
+        if pue is None:
+            pue = 1.0
         result = estimate_training(
             gpu=gpu,
             count=count,
@@ -78,7 +100,8 @@ def estimate(
             power_w=power_w,
             pue=pue,
             intensity_g_per_kwh=intensity,
-            intensity_source="given (--intensity)",
+            intensity_source=intensity_source,
+            pue_source=pue_source,
         )
     except ConfigError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
