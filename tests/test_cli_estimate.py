@@ -24,7 +24,7 @@ def app() -> typer.Typer:
 
 
 def test_text_report_has_totals_inputs_and_sources(app: typer.Typer) -> None:
-    args = ["estimate", "a100-sxm4-80gb", "--count", "384", "--hours", "2820.2864583"]
+    args = ["estimate", "--gpu", "a100-sxm4-80gb", "--count", "384", "--hours", "2820.2864583"]
     result = CliRunner().invoke(app, [*args, "--intensity", "57"])
     assert result.exit_code == 0, result.output
     out = result.stdout
@@ -41,6 +41,7 @@ def test_json_carries_every_input_with_its_source(app: typer.Typer) -> None:
         app,
         [
             "estimate",
+            "--gpu",
             "V100",
             "--count=10000",
             "--hours=355.2",
@@ -61,7 +62,7 @@ def test_json_carries_every_input_with_its_source(app: typer.Typer) -> None:
 
 def test_unknown_gpu_is_a_one_line_error(app: typer.Typer) -> None:
     result = CliRunner().invoke(
-        app, ["estimate", "RTX 4090", "--count", "1", "--hours", "1", "--intensity", "100"]
+        app, ["estimate", "--gpu", "RTX 4090", "--count", "1", "--hours", "1", "--intensity", "100"]
     )
     assert result.exit_code == 1
     assert "error: unknown GPU 'RTX 4090'" in result.stderr
@@ -70,14 +71,14 @@ def test_unknown_gpu_is_a_one_line_error(app: typer.Typer) -> None:
 
 def test_bad_count_names_the_argument(app: typer.Typer) -> None:
     result = CliRunner().invoke(
-        app, ["estimate", "l4", "--count", "0", "--hours", "1", "--intensity", "100"]
+        app, ["estimate", "--gpu", "l4", "--count", "0", "--hours", "1", "--intensity", "100"]
     )
     assert result.exit_code == 1
     assert "count must be at least 1" in result.stderr
 
 
 def test_intensity_or_region_is_required(app: typer.Typer) -> None:
-    result = CliRunner().invoke(app, ["estimate", "l4", "--count", "1", "--hours", "1"])
+    result = CliRunner().invoke(app, ["estimate", "--gpu", "l4", "--count", "1", "--hours", "1"])
     assert result.exit_code == 1
     assert "give --region or --intensity" in result.stderr
 
@@ -87,6 +88,7 @@ def test_region_gives_intensity_and_cloud_pue(app: typer.Typer) -> None:
         app,
         [
             "estimate",
+            "--gpu",
             "l4",
             "--count",
             "8",

@@ -87,3 +87,24 @@ def test_counted_flops_scale_by_the_steps_taken(settings: Settings) -> None:
     assert s["flops"] == 10 * 2 * 16 * 64 * 32
     assert s["flops_method"] == "counted"
     assert s["precision"] == "fp32"
+
+
+def test_embodied_is_amortised_apart_from_co2e(settings: Settings) -> None:
+    a100s = ConstantPowerSource(
+        300.0, component=Component.GPU, name="NVIDIA A100-SXM4-80GB", count=2
+    )
+    with carbon.track(settings=settings, sources=[a100s]) as run:
+        time.sleep(0.2)
+    s = run.summary()
+    # 150 kgCO2e per A100 over a 6-year life (Luccioni et al. 2023), two GPUs.
+    lifetime_s = 6 * 8760 * 3600
+    assert s["embodied_g"] == pytest.approx(2 * 150_000.0 * s["duration_s"] / lifetime_s)
+    assert "Luccioni" in s["embodied_source"]
+    assert s["co2e_g"] == pytest.approx(s["energy_j"] / 3.6e6 * s["intensity_g_per_kwh"])
+
+    h100 = ConstantPowerSource(700.0, component=Component.GPU, name="NVIDIA H100 80GB HBM3")
+    with carbon.track(settings=settings, sources=[h100]) as run:
+        time.sleep(0.1)
+    s = run.summary()
+    assert s["embodied_g"] is None
+    assert "NVIDIA H100 80GB HBM3" in s["embodied_source"]

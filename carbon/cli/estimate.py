@@ -47,8 +47,9 @@ def _print(result: Estimate) -> None:
 def estimate(
     gpu: Annotated[
         str,
-        typer.Argument(
-            help="Catalog key or device name, e.g. a100-sxm4-80gb, 'NVIDIA H100 80GB HBM3', H100."
+        typer.Option(
+            "--gpu",
+            help="Catalog key or device name, e.g. a100-sxm4-80gb, 'NVIDIA H100 80GB HBM3', H100.",
         ),
     ],
     count: Annotated[int, typer.Option("--count", help="Number of GPUs.")],

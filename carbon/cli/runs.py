@@ -93,12 +93,29 @@ def show_command(
             mfu = f"{s['mfu']:.2%} of {s['peak_flops_per_s']:.3e} FLOP/s peak ({s['precision']})"
         lines.append(f"  MFU     {mfu}")
     if s["co2e_g"] is not None:
-        lines.append(
-            f"  CO2e    {fmt_mass_g(s['co2e_g'])} = energy x PUE {s['pue']} x "
-            f"{s['intensity_g_per_kwh']:.1f} g/kWh ({s['region']}: {s['intensity_source']})"
+        how = (
+            "hour by hour from an imported series"
+            if s["co2e_method"] == "hourly"
+            else (f"{s['intensity_g_per_kwh']:.1f} g/kWh")
         )
+        lines.append(
+            f"  CO2e    {fmt_mass_g(s['co2e_g'])} location-based = energy x PUE {s['pue']} "
+            f"({s['pue_source'] or 'given'}) x {how}"
+        )
+        lines.append(f"          zone {s['intensity_zone']}: {s['intensity_source']}")
+        if s["intensity_fallback"]:
+            lines.append(f"          FALLBACK: {s['intensity_fallback_reason']}")
     else:
         lines.append("  CO2e    — (no region: set CARBON_REGION or pass region=...)")
+    if s["co2e_market_g"] is not None:
+        lines.append(
+            f"  CO2e    {fmt_mass_g(s['co2e_market_g'])} market-based ({s['market_source']})"
+        )
+    if s["embodied_g"] is not None:
+        lines.append(
+            f"  Scope 3 {fmt_mass_g(s['embodied_g'])} embodied, not in CO2e above "
+            f"({s['embodied_source']})"
+        )
     if s["compression"]:
         lines.append(f"  compression {s['compression']}")
     if s["metrics"]:

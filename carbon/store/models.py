@@ -132,8 +132,6 @@ class Run(Base):
     co2e_method: Mapped[str | None] = mapped_column(String(16))
     co2e_market_g: Mapped[float | None] = mapped_column(Float)
     market_source: Mapped[str | None] = mapped_column(Text)
-    embodied_g: Mapped[float | None] = mapped_column(Float)
-    embodied_source: Mapped[str | None] = mapped_column(Text)
 
     project: Mapped[Project] = relationship(back_populates="runs")
     devices: Mapped[list[Device]] = relationship(

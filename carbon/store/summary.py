@@ -12,6 +12,7 @@ from typing import Any
 
 from carbon.accounting import efficiency
 from carbon.accounting.catalog import match_gpu, peak_flops
+from carbon.accounting.embodied import amortised_kg
 from carbon.sources.base import methods_by_component
 from carbon.store.models import Run
 
@@ -63,8 +64,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "co2e_method": run.co2e_method,
         "co2e_market_g": run.co2e_market_g,
         "market_source": run.market_source,
-        "embodied_g": run.embodied_g,
-        "embodied_source": run.embodied_source,
+        **_embodied(run),
         "hardware": run.hardware,
         "compression": run.compression,
         "metrics": run.metrics,
@@ -119,4 +119,28 @@ def _efficiency(run: Run) -> dict[str, Any]:
         "j_per_inference": _per(run.energy_j, run.samples) if inference else None,
         "j_per_token": _per(run.energy_j, run.tokens),
         "j_per_request": _per(run.energy_j, run.steps) if inference else None,
+    }
+
+
+def _embodied(run: Run) -> dict[str, Any]:
+    """Scope 3: the GPUs' manufacturing footprint amortised over the run, apart from CO2e.
+
+    Known only when every GPU of the run has a published factor; CPUs, memory and the rest
+    of the server are not covered (``embodied_source`` says so).
+    """
+    gpus = [device.name for device in run.devices if device.component == "gpu"]
+    if not gpus or run.duration_s is None:
+        return {"embodied_g": None, "embodied_source": None}
+    figures = [amortised_kg(name, run.duration_s) for name in gpus]
+    unknown = sorted({name for name, f in zip(gpus, figures, strict=True) if f is None})
+    if unknown:
+        return {
+            "embodied_g": None,
+            "embodied_source": "no published manufacturing footprint for " + ", ".join(unknown),
+        }
+    known = [f for f in figures if f is not None]
+    sources = sorted({f.source for f in known})
+    return {
+        "embodied_g": sum(f.co2e_kg for f in known) * 1000.0,
+        "embodied_source": "GPUs only, amortised over their lifetime: " + "; ".join(sources),
     }

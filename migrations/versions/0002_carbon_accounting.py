@@ -31,8 +31,6 @@ def upgrade() -> None:
         batch.add_column(sa.Column("co2e_method", sa.String(16), nullable=True))
         batch.add_column(sa.Column("co2e_market_g", sa.Float(), nullable=True))
         batch.add_column(sa.Column("market_source", sa.Text(), nullable=True))
-        batch.add_column(sa.Column("embodied_g", sa.Float(), nullable=True))
-        batch.add_column(sa.Column("embodied_source", sa.Text(), nullable=True))
     with op.batch_alter_table("run") as batch:
         batch.alter_column("intensity_fallback", server_default=None)
     op.create_table(
@@ -74,8 +72,6 @@ def downgrade() -> None:
     op.drop_table("run_energy_hour")
     with op.batch_alter_table("run") as batch:
         for column in (
-            "embodied_source",
-            "embodied_g",
             "market_source",
             "co2e_market_g",
             "co2e_method",
