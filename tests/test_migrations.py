@@ -94,3 +94,36 @@ def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path: Path
     assert [proc.returncode for proc in procs] == [0, 0, 0, 0], errors
     store = connect_store(url, migrate=False)
     store.dispose()
+
+
+def test_upgrade_from_0001_keeps_runs(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine as make_engine
+
+    from carbon.store.engine import create_store_engine
+    from carbon.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_store_engine(url)
+    upgrade(engine, "0001")
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO project (id, name, created_at) VALUES (1, 'p', '2026-01-01')")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO run (id, project_id, name, kind, status, started_at, host, "
+                "hardware, compression, tags, metrics, warnings, sample_hz, carbon_version, "
+                "simulated, world_size, steps, pue, energy_j) VALUES ('a' || hex(randomblob(15)), "
+                "1, 'n', 'training', 'completed', '2026-01-01', 'h', '{}', '{}', '{}', '{}', "
+                "'[]', 10, '0.1.0', 0, 1, 0, 1.0, 123.0)"
+            )
+        )
+    engine.dispose()
+    connect_store(url).dispose()  # migrates 0001 -> head on first use
+    check = make_engine(url)
+    with check.connect() as connection:
+        row = connection.execute(text("SELECT energy_j, intensity_fallback FROM run")).one()
+        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    check.dispose()
+    assert tuple(row) == (123.0, 0)
+    assert revision == HEAD_REVISION
