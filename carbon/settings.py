@@ -32,6 +32,7 @@ class Settings(BaseSettings):
             cloud provider's published figure for a cloud region, else 1.0.
         electricitymaps_token: Electricity Maps API token: when set, runs are priced with
             the live intensity of their zone at their start.
+        electricitymaps_url: Base URL of the Electricity Maps API.
         sample_hz: How often the sampler reads the power sources, per second.
         simulate_gpus: Measure this many simulated GPUs instead of real ones (demos and
             tests without a GPU); such runs are marked simulated everywhere.
@@ -56,6 +57,7 @@ class Settings(BaseSettings):
     pue: float | None = None
     sample_hz: float = 10.0
     electricitymaps_token: SecretStr | None = None
+    electricitymaps_url: str = "https://api.electricitymap.org"
     simulate_gpus: int = Field(default=0, ge=0, le=64)
     cuda_visible_devices: str | None = Field(
         default=None, validation_alias=AliasChoices("CUDA_VISIBLE_DEVICES")

@@ -26,7 +26,6 @@ from carbon.accounting.providers.electricitymaps import (
     ElectricityMapsServerError,
     ElectricityMapsTimeoutError,
     ElectricityMapsZoneError,
-    with_fallback,
 )
 from carbon.errors import ConfigError, SourceError
 
@@ -340,8 +339,9 @@ def test_the_token_never_reaches_logs_messages_or_repr(
     with pytest.raises(ElectricityMapsTimeoutError) as timed_out:
         em.latest("DE")
     messages.append(str(timed_out.value))
-    _value, used, reason = with_fallback(em, lambda zone: 475.0, "DE")
-    assert used
+    from carbon.accounting.resolve import resolve
+
+    reason = resolve("DE", live=em).intensity.fallback_reason
     assert reason is not None
     messages.append(reason)
     assert caplog.records, "the failures should have been logged"
@@ -351,42 +351,46 @@ def test_the_token_never_reaches_logs_messages_or_repr(
     assert "<hidden>" in repr(em)
 
 
-def test_with_fallback_uses_the_live_figure_when_it_can(api: FakeApi, clock: FakeClock) -> None:
-    asked: list[str] = []
+def test_resolve_prices_with_the_live_figure(api: FakeApi, clock: FakeClock) -> None:
+    from carbon.accounting.resolve import resolve
 
-    def static(zone: str) -> float:
-        asked.append(zone)
-        return 475.0
+    factor = resolve("FRA", live=provider(api, clock)).intensity
+    assert factor.intensity_g_per_kwh == 56.0  # the fake server's figure for FR
+    assert factor.fallback is False
+    assert "Electricity Maps API" in factor.source
+    assert api.calls[-1].zone == "FR"
 
-    assert with_fallback(provider(api, clock), static, "FR") == (56.0, False, None)
-    assert asked == []
 
+def test_resolve_falls_back_with_the_reason(api: FakeApi, clock: FakeClock) -> None:
+    from carbon.accounting.resolve import resolve
 
-def test_with_fallback_records_why_it_fell_back(api: FakeApi, clock: FakeClock) -> None:
     api.status = 500
-    value, used, reason = with_fallback(provider(api, clock), lambda zone: 21.7, "FR")
-    assert (value, used) == (21.7, True)
-    assert reason is not None
-    assert "static factor used" in reason
-    assert "HTTP 500" in reason
+    factor = resolve("FR", live=provider(api, clock)).intensity
+    assert factor.fallback is True
+    assert "HTTP 500" in (factor.fallback_reason or "")
+    assert TOKEN not in (factor.fallback_reason or "")
+    assert factor.intensity_g_per_kwh == resolve("FR").intensity.intensity_g_per_kwh
 
 
-def test_with_fallback_without_a_token() -> None:
-    assert with_fallback(None, lambda zone: 475.0, "FR") == (
-        475.0,
-        True,
-        "no Electricity Maps token configured",
+def test_a_run_records_the_live_figure(api: FakeApi, clock: FakeClock, tmp_path: Any) -> None:
+    import time
+
+    import carbon
+    from carbon.settings import load_settings
+    from carbon.testing import ConstantPowerSource
+
+    settings = load_settings(
+        home=tmp_path,
+        region="FR",
+        electricitymaps_token=TOKEN,
+        electricitymaps_url=api.base_url,
     )
-
-
-def test_with_fallback_lets_the_static_lookup_fail_loudly(api: FakeApi, clock: FakeClock) -> None:
-    api.status = 401
-
-    def unknown(zone: str) -> float:
-        raise ConfigError(f"unknown zone {zone}")
-
-    with pytest.raises(ConfigError, match="unknown zone FR"):
-        with_fallback(provider(api, clock), unknown, "FR")
+    with carbon.track(settings=settings, sources=[ConstantPowerSource(100.0)]) as run:
+        time.sleep(0.1)
+    s = run.summary()
+    assert s["intensity_g_per_kwh"] == 56.0
+    assert "Electricity Maps API" in s["intensity_source"]
+    assert s["intensity_fallback"] is False
 
 
 @pytest.mark.parametrize(

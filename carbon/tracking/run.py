@@ -369,7 +369,9 @@ def _live_provider(settings: Settings) -> Any:
         return None
     from carbon.accounting.providers.electricitymaps import ElectricityMapsProvider
 
-    return ElectricityMapsProvider(settings.electricitymaps_token.get_secret_value())
+    return ElectricityMapsProvider(
+        settings.electricitymaps_token.get_secret_value(), base_url=settings.electricitymaps_url
+    )
 
 
 def _notes(source: object) -> list[str]:

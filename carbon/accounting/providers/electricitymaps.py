@@ -41,7 +41,6 @@ __all__ = [
     "ElectricityMapsTimeoutError",
     "ElectricityMapsZoneError",
     "LiveIntensity",
-    "with_fallback",
 ]
 
 log = logging.getLogger(__name__)
@@ -324,31 +323,3 @@ def _parse_history(body: Any, zone: str) -> tuple[LiveIntensity, ...]:
         if not (isinstance(entry, dict) and entry.get("carbonIntensity") is None)
     ]
     return tuple(sorted(points, key=lambda point: point.datetime_utc))
-
-
-def with_fallback(
-    live: ElectricityMapsProvider | None,
-    fallback_factor_fn: Callable[[str], float],
-    zone: str,
-) -> tuple[float, bool, str | None]:
-    """Return the live intensity, or the static factor and why it had to be used.
-
-    Args:
-        live: The provider, or ``None`` when no token is configured.
-        fallback_factor_fn: Gives the static gCO2e/kWh for ``zone``; called only when the
-            live figure is unavailable. Its own errors propagate.
-        zone: The zone to ask for.
-
-    Returns:
-        ``(intensity_g_per_kwh, fallback_used, reason)``; ``reason`` is ``None`` when the
-        live figure was used, else a sentence to record with the result.
-    """
-    if live is None:
-        reason = "no Electricity Maps token configured"
-    else:
-        try:
-            return live.latest(zone).intensity_g_per_kwh, False, None
-        except SourceError as exc:
-            reason = f"live intensity unavailable, static factor used: {exc}"
-    log.info("Carbon intensity for zone %s: %s", zone, reason)
-    return fallback_factor_fn(zone), True, reason
