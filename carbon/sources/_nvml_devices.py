@@ -143,8 +143,8 @@ def open_gpu(
         gpu = GpuState(handle, label, estimator, None, power_supported=power is not None)
         method, provenance = METHOD_COUNTER, Provenance.MEASURED
         detail = (
-            "NVML energy counter (nvmlDeviceGetTotalEnergyConsumption, mJ), interpolated "
-            f"between its updates (about every {counter_period_s * 1000:.0f} ms)"
+            "NVML energy counter (nvmlDeviceGetTotalEnergyConsumption, mJ), stepping about "
+            f"every {counter_period_s * 1000:.0f} ms; run and window edges wait for its next step"
         )
     elif averaged:
         gpu = GpuState(handle, label, None, AverageReconstructor(), power_supported=True)

@@ -164,7 +164,7 @@ class AverageReconstructor:
 
 
 class CounterEstimator:
-    """Energy from NVML's stepwise counter, interpolated between its updates.
+    """Energy from NVML's stepwise counter: exact at its steps, lagging less than one between.
 
     Args:
         label: The device, for notes (``GPU 0 (NVIDIA H100 80GB HBM3)``).

@@ -3,8 +3,9 @@
 Per GPU, the best method NVML offers:
 
 - ``nvml_counter`` (measured): the energy counter ``nvmlDeviceGetTotalEnergyConsumption``
-  (millijoules since the driver loaded; Volta and newer), interpolated between its ~100 ms
-  updates so that window edges neither lose nor double-count a partial update;
+  (millijoules since the driver loaded; Volta and newer). It steps about every 100 ms: at
+  a window's edges the source settles on its next step (:meth:`NvmlSource.settle`), so the
+  edge is exact; in between, the value at its last step is reported;
 - ``nvml_power`` (integrated), where the counter is not supported: power readings
   ``nvmlDeviceGetPowerUsage``. Where the GPU reports 1-second means (Ampere and newer except
   GA100), the source reconstructs the energy from them exactly per whole second; where it
@@ -12,7 +13,8 @@ Per GPU, the best method NVML offers:
   integrates trapezoids.
 
 :mod:`carbon.sources._nvml_energy` documents both methods and their error bounds. Every
-reading also carries the power and the utilization, for charts.
+reading of a GPU without a counter, and a reading twice a second of one with a counter,
+carries the power and the utilization, for charts.
 
 Which GPUs: all that NVML sees, or those ``CUDA_VISIBLE_DEVICES`` selects (the caller passes
 its value; this module reads no environment). Entries are NVML indices or UUIDs (``GPU-...``,
