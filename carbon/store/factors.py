@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import Connection, delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from carbon.accounting.hourly import HourlyIntensity
@@ -61,11 +61,11 @@ def import_series(
     return len(rows)
 
 
-def series(session: Session, zone: str, hours: Sequence[datetime]) -> dict[datetime, float]:
+def series(db: Session | Connection, zone: str, hours: Sequence[datetime]) -> dict[datetime, float]:
     """The stored intensity of ``zone`` for each of ``hours`` that has one."""
     if not hours:
         return {}
-    rows = session.execute(
+    rows = db.execute(
         select(IntensityHour.hour_start, IntensityHour.intensity_g_per_kwh).where(
             IntensityHour.zone == zone, IntensityHour.hour_start.in_(list(hours))
         )

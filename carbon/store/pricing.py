@@ -9,7 +9,6 @@ beside it, never in it, when a contractual factor applies to the run's project o
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -19,7 +18,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from carbon import wire
 from carbon.accounting.co2e import co2e_g
 from carbon.accounting.hourly import hourly_co2e_g, split_energy_by_hour
+from carbon.store import factors
 from carbon.store.models import IntensityHour, MarketFactor, RunEnergyHour
+from carbon.store.queries import energy_by_hour
 
 _HOURS = cast(Table, RunEnergyHour.__table__)
 _SERIES = cast(Table, IntensityHour.__table__)
@@ -103,18 +104,10 @@ class Pricing:
 
     def _hourly(self, connection: Connection, pue: float) -> tuple[float, int]:
         assert self.start.intensity is not None
-        hours = connection.execute(
-            select(_HOURS.c.hour_start, _HOURS.c.energy_j).where(_HOURS.c.run_id == self.start.id)
-        ).all()
-        series = dict(
-            connection.execute(
-                select(_SERIES.c.hour_start, _SERIES.c.intensity_g_per_kwh).where(
-                    _SERIES.c.zone == self.zone,
-                    _SERIES.c.hour_start.in_([hour for hour, _ in hours]),
-                )
-            ).all()
-        )
-        result = hourly_co2e_g(dict(_by_hour(hours)), series, pue=pue)
+        assert self.zone is not None
+        hours = energy_by_hour(connection, self.start.id)
+        series = factors.series(connection, self.zone, list(hours))
+        result = hourly_co2e_g(hours, series, pue=pue)
         fallback_g_per_kwh = self.start.intensity.intensity_g_per_kwh
         return result.total_with_fallback_g(fallback_g_per_kwh), len(result.missing_hours)
 
@@ -137,14 +130,6 @@ class Pricing:
             f"{self.market.source} (renewable share {self.market.renewable_share:.0%}; "
             "the uncovered share at the location-based factor)"
         )
-
-
-def _by_hour(rows: Iterable[Any]) -> Iterable[tuple[datetime, float]]:
-    """Sum the ranks' rows of each hour."""
-    totals: dict[datetime, float] = {}
-    for hour, energy_j in rows:
-        totals[hour] = totals.get(hour, 0.0) + energy_j
-    return sorted(totals.items())
 
 
 def _market_factor(connection: Connection, start: wire.RunStart) -> MarketFactor | None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from carbon.errors import RunNotFound
-from carbon.store.models import Project, Run, Sample
+from carbon.store.models import Project, Run, RunEnergyHour, Sample
 
 MIN_ID_PREFIX = 6
 """Shortest run-id prefix accepted where a full id is expected."""
@@ -84,3 +84,14 @@ def sample_energy_by_device(session: Session, run_id: str) -> dict[int, float]:
         .group_by(Sample.device_id)
     )
     return {device_id: float(total) for device_id, total in rows}
+
+
+def energy_by_hour(db: Session | Connection, run_id: str) -> dict[datetime, float]:
+    """The run's energy (all ranks) per UTC hour, joules."""
+    rows = db.execute(
+        select(RunEnergyHour.hour_start, func.sum(RunEnergyHour.energy_j))
+        .where(RunEnergyHour.run_id == run_id)
+        .group_by(RunEnergyHour.hour_start)
+        .order_by(RunEnergyHour.hour_start)
+    )
+    return {hour: float(energy_j) for hour, energy_j in rows}

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from carbon.accounting.co2e import co2e_g
 from carbon.accounting.hourly import hourly_co2e_g
 from carbon.accounting.resolve import resolve
 from carbon.store import factors
-from carbon.store.models import RunEnergyHour
-from carbon.store.queries import get_run
+from carbon.store.queries import energy_by_hour, get_run
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,17 +44,6 @@ class WhatIf:
     pue_source: str
     method: str
     missing_hours: int
-
-
-def energy_by_hour(session: Session, run_id: str) -> dict[datetime, float]:
-    """The run's energy (all ranks) per UTC hour, joules."""
-    rows = session.execute(
-        select(RunEnergyHour.hour_start, func.sum(RunEnergyHour.energy_j))
-        .where(RunEnergyHour.run_id == run_id)
-        .group_by(RunEnergyHour.hour_start)
-        .order_by(RunEnergyHour.hour_start)
-    )
-    return {hour: float(energy_j) for hour, energy_j in rows}
 
 
 def whatif(
