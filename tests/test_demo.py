@@ -11,15 +11,13 @@ from typing import Any
 
 import pytest
 
+from carbon._format import MISSING, format_duration, format_energy
 from carbon.demo import INSTALL_HINT, MissingExtraError, run_demo
 from carbon.demo.config import DemoConfig
 from carbon.demo.table import (
-    MISSING,
     energy_per_inference_j,
     format_accuracy,
     format_compression,
-    format_duration,
-    format_energy,
     format_methods,
     format_runs_table,
 )

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from carbon.cli._common import echo_json, fmt_mass_g, settings_and_store
+from carbon._format import format_mass_g
+from carbon.cli._common import echo_json, settings_and_store
 from carbon.errors import ConfigError
 
 intensity_app = typer.Typer(help="Hourly grid intensity series.", no_args_is_help=True)
@@ -154,6 +155,6 @@ def whatif_command(
     for r in results:
         missing = f", {r.missing_hours} hour(s) at the static factor" if r.missing_hours else ""
         typer.echo(
-            f"{r.region:22} {fmt_mass_g(r.co2e_g):>10}  {r.method}: "
+            f"{r.region:22} {format_mass_g(r.co2e_g):>10}  {r.method}: "
             f"{r.intensity_g_per_kwh:.1f} g/kWh x PUE {r.pue:g}{missing}  ({r.intensity_source})"
         )

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from carbon.cli._common import echo_json, fmt_energy, fmt_mass_g, fmt_seconds, settings_and_store
+from carbon._format import format_duration, format_energy, format_mass_g
+from carbon.cli._common import echo_json, settings_and_store
 from carbon.store.queries import get_run, list_runs
 from carbon.store.summary import run_summary
 
@@ -44,8 +45,8 @@ def list_command(
         methods += " (simulated GPU)" if s["simulated"] else ""
         typer.echo(
             f"{s['id'][:8]}  {s['project'][:14]:14} {s['name'][:22]:22} {s['kind']:9} "
-            f"{s['status']:11} {fmt_seconds(s['duration_s']):>9} "
-            f"{fmt_energy(s['energy_j']):>10} {fmt_mass_g(s['co2e_g']):>9}  {methods}"
+            f"{s['status']:11} {format_duration(s['duration_s']):>9} "
+            f"{format_energy(s['energy_j']):>10} {format_mass_g(s['co2e_g']):>9}  {methods}"
         )
 
 
@@ -64,18 +65,18 @@ def show_command(
     s = summary
     lines = [
         f"run {s['id']}  {s['project']} / {s['name']}  ({s['kind']}, {s['status']})",
-        f"  started {s['started_at']}  duration {fmt_seconds(s['duration_s'])}",
+        f"  started {s['started_at']}  duration {format_duration(s['duration_s'])}",
         *(
             ["  SIMULATED: GPU figures come from a simulated GPU, not hardware"]
             if s["simulated"]
             else []
         ),
-        f"  energy  {fmt_energy(s['energy_j'])} (devices, before PUE)",
+        f"  energy  {format_energy(s['energy_j'])} (devices, before PUE)",
     ]
     for device in s["devices"]:
         failed = f"  FAILED: {device['error']}" if device["error"] else ""
         lines.append(
-            f"    {device['component']:3} {fmt_energy(device['energy_j']):>10}  "
+            f"    {device['component']:3} {format_energy(device['energy_j']):>10}  "
             f"{device['name']}  [{device['method']}, {device['provenance']}]{failed}"
         )
         lines.append(f"        {device['detail']}")
@@ -99,7 +100,7 @@ def show_command(
             else (f"{s['intensity_g_per_kwh']:.1f} g/kWh")
         )
         lines.append(
-            f"  CO2e    {fmt_mass_g(s['co2e_g'])} location-based = energy x PUE {s['pue']} "
+            f"  CO2e    {format_mass_g(s['co2e_g'])} location-based = energy x PUE {s['pue']} "
             f"({s['pue_source'] or 'given'}) x {how}"
         )
         lines.append(f"          zone {s['intensity_zone']}: {s['intensity_source']}")
@@ -109,11 +110,11 @@ def show_command(
         lines.append("  CO2e    — (no region: set CARBON_REGION or pass region=...)")
     if s["co2e_market_g"] is not None:
         lines.append(
-            f"  CO2e    {fmt_mass_g(s['co2e_market_g'])} market-based ({s['market_source']})"
+            f"  CO2e    {format_mass_g(s['co2e_market_g'])} market-based ({s['market_source']})"
         )
     if s["embodied_g"] is not None:
         lines.append(
-            f"  Scope 3 {fmt_mass_g(s['embodied_g'])} embodied, not in CO2e above "
+            f"  Scope 3 {format_mass_g(s['embodied_g'])} embodied, not in CO2e above "
             f"({s['embodied_source']})"
         )
     if s["compression"]:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 import carbon
+from carbon._format import format_duration, format_energy
 from carbon.demo.compression import (
     is_quantized_linear,
     prune_global_l1,
@@ -36,7 +37,7 @@ from carbon.demo.models import (
     count_parameters,
     forward_flops_per_sample,
 )
-from carbon.demo.table import format_duration, format_energy, format_runs_table
+from carbon.demo.table import format_runs_table
 from carbon.demo.training import DistillConfig, TrainConfig, accuracy, distill, train_classifier
 from carbon.settings import Settings
 from carbon.store.engine import mask_url

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-MISSING = "—"
+from carbon._format import MISSING, format_duration, format_energy, format_j_per_flop
+
 _COMPONENTS = ("gpu", "cpu", "ram")
 _COMPRESSION_SHOWN = ("quantization", "pruning", "sparsity", "distillation")
 """Compression keys the table shows beside the precision; the store keeps them all."""
-_ENERGY_PREFIXES = ((1e6, "MJ"), (1e3, "kJ"), (1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"))
 _HEADERS = (
     "run",
     "kind",
@@ -28,24 +28,6 @@ _HEADERS = (
     "energy method",
 )
 _RIGHT_ALIGNED = frozenset({"duration", "energy", "J/inference", "J/FLOP", "MFU", "accuracy"})
-
-
-def format_energy(energy_j: float | None) -> str:
-    """Format joules with an SI prefix and three significant digits (``4.21 mJ``)."""
-    if energy_j is None:
-        return MISSING
-    if energy_j == 0:
-        return "0 J"
-    magnitude = abs(energy_j)
-    for factor, unit in _ENERGY_PREFIXES:
-        if magnitude >= factor * 0.9995:
-            return f"{energy_j / factor:.3g} {unit}"
-    return f"{energy_j / 1e-6:.3g} µJ"
-
-
-def format_duration(duration_s: float | None) -> str:
-    """Format seconds with one decimal (``12.3 s``)."""
-    return MISSING if duration_s is None else f"{duration_s:.1f} s"
 
 
 def format_accuracy(accuracy: float | None) -> str:
@@ -78,16 +60,6 @@ def format_methods(methods: Mapping[str, str | None] | None) -> str:
     parts = [f"{c}:{methods[c]}" for c in _COMPONENTS if methods.get(c)]
     parts.extend(f"{c}:{m}" for c, m in methods.items() if c not in _COMPONENTS and m is not None)
     return " ".join(parts) if parts else MISSING
-
-
-def format_j_per_flop(j_per_flop: float | None) -> str:
-    """Joules per FLOP with a prefix from femto to micro (``350 pJ``, ``45.9 nJ``)."""
-    if j_per_flop is None:
-        return MISSING
-    for scale, unit in ((1e-15, "fJ"), (1e-12, "pJ"), (1e-9, "nJ")):
-        if j_per_flop < scale * 1000:
-            return f"{j_per_flop / scale:.3g} {unit}"
-    return f"{j_per_flop / 1e-6:.3g} µJ"
 
 
 def format_mfu(mfu: float | None) -> str:
