@@ -11,7 +11,8 @@ Hierarchy::
     ├── SourceError          a power source could not be opened or read
     │   └── SourceUnavailable   the hardware or interface is not there at all
     ├── StoreError           the database could not be opened, migrated or written
-    │   └── RunNotFound      no run matches the id that was asked for
+    │   ├── RunNotFound      no run matches the id that was asked for
+    │   └── RunConflict      a record does not fit the run it names (another team's id)
     └── RunStateError        a run was asked to do something its state forbids
 
 Argument checks on public calls (a negative step count, an unknown run kind, a NaN
@@ -44,6 +45,10 @@ class StoreError(CarbonError):
 
 class RunNotFound(StoreError):  # noqa: N818
     """No run matches the requested id."""
+
+
+class RunConflict(StoreError):  # noqa: N818
+    """A record names a run it cannot belong to (an id another team or project uses)."""
 
 
 class RunStateError(CarbonError):

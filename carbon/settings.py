@@ -45,6 +45,21 @@ class Settings(BaseSettings):
         local_world_size: Processes on this node (``LOCAL_WORLD_SIZE``).
         job_id: Identifies the job, so its ranks write one run (``CARBON_JOB_ID``,
             ``SLURM_JOB_ID``, ``TORCHELASTIC_RUN_ID``).
+        server_url: Team server the agent reports to (``https://carbon.example.org``);
+            when set, with :attr:`api_key`, runs go there instead of the database.
+        api_key: The team's key the agent (role ``ingest``) or a reader presents.
+        spool_max_mb: Largest size of the agent's on-disk spool, megabytes.
+        flush_timeout_s: How long the end of a run waits for the server to take what is
+            spooled before leaving it for the next start or ``carbon sync``.
+        heartbeat_timeout_s: Server: a running run with no data nor heartbeat for this long
+            is marked ``interrupted``.
+        max_body_mb: Server: largest request body accepted, megabytes.
+        rate_limit_per_s: Server: requests per second allowed per API key (and replica),
+            with bursts of twice as many.
+        sample_retention_days: Server: raw samples older than this are rolled up into
+            per-minute aggregates and dropped; ``None`` keeps them all.
+        maintenance_interval_s: Server: how often it marks silent runs and applies retention.
+        metrics_token: Server: bearer token ``/metrics`` asks for; ``None`` leaves it open.
     """
 
     model_config = SettingsConfigDict(
@@ -79,6 +94,27 @@ class Settings(BaseSettings):
         max_length=128,
         validation_alias=AliasChoices("CARBON_JOB_ID", "SLURM_JOB_ID", "TORCHELASTIC_RUN_ID"),
     )
+
+    server_url: str | None = None
+    api_key: SecretStr | None = None
+    spool_max_mb: float = Field(default=512.0, gt=0, allow_inf_nan=False)
+    flush_timeout_s: float = Field(default=10.0, ge=0, le=3600, allow_inf_nan=False)
+    heartbeat_timeout_s: float = Field(default=300.0, gt=0, allow_inf_nan=False)
+    max_body_mb: float = Field(default=16.0, gt=0, allow_inf_nan=False)
+    rate_limit_per_s: float = Field(default=100.0, gt=0, allow_inf_nan=False)
+    sample_retention_days: int | None = Field(default=None, ge=1)
+    maintenance_interval_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+    metrics_token: SecretStr | None = None
+
+    @field_validator("server_url")
+    @classmethod
+    def _check_server_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")) or value[-3:] == "://":
+            raise ValueError("the server URL must start with http:// or https:// and name a host")
+        return value
 
     @field_validator("home", mode="after")
     @classmethod
@@ -119,6 +155,16 @@ class Settings(BaseSettings):
     def distributed(self) -> bool:
         """Whether this process is one rank of a job whose ranks write one run together."""
         return (self.world_size or 1) > 1 and self.job_id is not None
+
+    @property
+    def remote(self) -> bool:
+        """Whether runs go to a team server rather than to a database."""
+        return self.server_url is not None
+
+    @property
+    def spool_path(self) -> Path:
+        """The agent's on-disk spool of records not yet taken by the server."""
+        return self.home / "spool.db"
 
     @property
     def resolved_database_url(self) -> str:

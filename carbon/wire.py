@@ -14,12 +14,15 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
 RunKind = Literal["training", "inference"]
 FinalStatus = Literal["completed", "failed", "interrupted"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+MAX_BATCH_ROWS = 100_000
+"""Most samples (or work rows) one batch may carry."""
 
 
 class DeviceSpec(BaseModel):
@@ -94,7 +97,7 @@ class Totals(BaseModel):
     flops: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     flops_method: str | None = None
     precision: str | None = None
-    metrics: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, FiniteFloat] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -124,28 +127,33 @@ class WindowRecord(BaseModel):
 
 
 class Batch(BaseModel):
-    """Samples and work deltas of a run since the previous batch, column by column."""
+    """Samples and work deltas of a run since the previous batch, column by column.
+
+    ``sample_offset_s`` is the end of each sample's interval, in seconds from the run's
+    start; a device's samples come in time order and end no later than the run's
+    ``totals.duration_s``.
+    """
 
     model_config = _FROZEN
 
-    run_id: str
+    run_id: str = Field(pattern=r"^[0-9a-f]{32}$")
     rank: int = Field(default=0, ge=0)
-    seq: int = Field(ge=0)
-    sample_device: list[int] = Field(default_factory=list)
-    sample_offset_s: list[float] = Field(default_factory=list)
-    sample_interval_s: list[float] = Field(default_factory=list)
-    sample_energy_j: list[float] = Field(default_factory=list)
-    sample_utilization: list[float | None] = Field(default_factory=list)
-    work_offset_s: list[float] = Field(default_factory=list)
-    work_interval_s: list[float] = Field(default_factory=list)
+    seq: int = Field(ge=0, le=2**31 - 1)
+    sample_device: list[int] = Field(default_factory=list, max_length=MAX_BATCH_ROWS)
+    sample_offset_s: list[FiniteFloat] = Field(default_factory=list)
+    sample_interval_s: list[FiniteFloat] = Field(default_factory=list)
+    sample_energy_j: list[FiniteFloat] = Field(default_factory=list)
+    sample_utilization: list[FiniteFloat | None] = Field(default_factory=list)
+    work_offset_s: list[FiniteFloat] = Field(default_factory=list, max_length=MAX_BATCH_ROWS)
+    work_interval_s: list[FiniteFloat] = Field(default_factory=list)
     work_steps: list[int] = Field(default_factory=list)
     work_samples: list[int] = Field(default_factory=list)
     work_tokens: list[int] = Field(default_factory=list)
-    work_flops: list[float] = Field(default_factory=list)
-    windows: list[WindowRecord] = Field(default_factory=list)
+    work_flops: list[FiniteFloat] = Field(default_factory=list)
+    windows: list[WindowRecord] = Field(default_factory=list, max_length=10_000)
     totals: Totals
     failed_devices: dict[int, str] = Field(default_factory=dict)
-    failed_at_s: dict[int, float] = Field(default_factory=dict)
+    failed_at_s: dict[int, FiniteFloat] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _columns_agree(self) -> Self:
@@ -172,6 +180,27 @@ class Batch(BaseModel):
         for value in self.sample_interval_s:
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f"sample_interval_s holds {value!r}; intervals must be > 0")
+        slack_s = 1e-6 * max(1.0, self.totals.duration_s)
+        last_end_s: dict[int, float] = {}
+        for device, end_s, interval_s in zip(
+            self.sample_device, self.sample_offset_s, self.sample_interval_s, strict=True
+        ):
+            if device < 0:
+                raise ValueError(f"sample_device holds {device}; positions are >= 0")
+            if end_s - interval_s < -slack_s or end_s > self.totals.duration_s + slack_s:
+                raise ValueError(
+                    f"sample_offset_s holds {end_s!r}: outside the run so far "
+                    f"(0 to totals.duration_s = {self.totals.duration_s!r} s)"
+                )
+            if end_s - interval_s < last_end_s.get(device, -math.inf) - slack_s:
+                raise ValueError(
+                    f"sample_offset_s: device {device}'s samples are out of time order "
+                    f"({end_s!r} s after {last_end_s[device]!r} s)"
+                )
+            last_end_s[device] = end_s
+        for value in (*self.work_steps, *self.work_samples, *self.work_tokens, *self.work_flops):
+            if value < 0:
+                raise ValueError(f"work counters hold {value}; counts are >= 0")
         return self
 
 
@@ -185,3 +214,41 @@ class RunEnd(BaseModel):
     status: FinalStatus
     ended_at: AwareDatetime
     error: str | None = None
+
+
+class Heartbeat(BaseModel):
+    """A sign of life from an agent whose run has nothing else to send yet."""
+
+    model_config = _FROZEN
+
+    rank: int = Field(default=0, ge=0)
+
+
+class StartAck(BaseModel):
+    """The server's answer to a :class:`RunStart`: ``created`` is false for a repeat."""
+
+    model_config = _FROZEN
+
+    run_id: str
+    rank: int
+    created: bool
+
+
+class BatchAck(BaseModel):
+    """The server's answer to a :class:`Batch`: ``stored`` is false when it already had it."""
+
+    model_config = _FROZEN
+
+    run_id: str
+    rank: int
+    seq: int
+    stored: bool
+
+
+class RunStatusAck(BaseModel):
+    """The server's answer to a :class:`RunEnd` or a :class:`Heartbeat`: the run's status."""
+
+    model_config = _FROZEN
+
+    run_id: str
+    status: str

@@ -26,6 +26,9 @@ ADMIN_URL = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TABLES = (
+    "batch_receipt",
+    "sample_minute",
+    "api_key",
     "run_energy_hour",
     "intensity_hour",
     "market_factor",
@@ -36,6 +39,7 @@ TABLES = (
     "run_rank",
     "run",
     "project",
+    "team",
 )
 
 
@@ -97,6 +101,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     engine = create_engine(url)
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        connection.execute(
+            text("INSERT INTO team (id, name, created_at) VALUES (1, 'default', now())")
+        )
+        connection.execute(text("SELECT setval(pg_get_serial_sequence('team', 'id'), 1)"))
     engine.dispose()
     yield url
 

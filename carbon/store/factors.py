@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from carbon.accounting.hourly import HourlyIntensity
 from carbon.errors import ConfigError
-from carbon.store.models import IntensityHour, MarketFactor
+from carbon.store.models import DEFAULT_TEAM_ID, IntensityHour, MarketFactor
 
 
 def import_series(
@@ -83,8 +83,9 @@ def add_market_factor(
     renewable_share: float | None = None,
     valid_from: datetime | None = None,
     valid_to: datetime | None = None,
+    team_id: int = DEFAULT_TEAM_ID,
 ) -> MarketFactor:
-    """Record a contractual factor for the runs of a project or of a zone.
+    """Record a contractual factor for the runs of a project or of a zone (of one team).
 
     Raises:
         ConfigError: Neither or both of project and zone, neither or both of a supplier
@@ -103,6 +104,7 @@ def add_market_factor(
     if not source.strip():
         raise ConfigError("a market factor needs its source (the contract or certificate)")
     factor = MarketFactor(
+        team_id=team_id,
         project=project,
         zone=zone,
         intensity_g_per_kwh=intensity_g_per_kwh,
@@ -117,6 +119,12 @@ def add_market_factor(
     return factor
 
 
-def market_factors(session: Session) -> list[MarketFactor]:
-    """Every market factor, newest first."""
-    return list(session.scalars(select(MarketFactor).order_by(MarketFactor.created_at.desc())))
+def market_factors(session: Session, *, team_id: int = DEFAULT_TEAM_ID) -> list[MarketFactor]:
+    """Every market factor of a team, newest first."""
+    return list(
+        session.scalars(
+            select(MarketFactor)
+            .where(MarketFactor.team_id == team_id)
+            .order_by(MarketFactor.created_at.desc())
+        )
+    )

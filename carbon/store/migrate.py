@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 from carbon.errors import StoreError
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 """The revision the code expects; a test checks it equals the newest script's."""
 
 
@@ -42,6 +42,26 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:
+            # SQLite alters a table by copying it and dropping the old one; with foreign keys
+            # on, that drop would cascade to the rows of every table referring to it.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise StoreError(
+                            f"migrating to {revision} left {len(broken)} row(s) whose "
+                            f"references are broken (first: {tuple(broken[0])}); nothing was "
+                            "changed"
+                        )
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()

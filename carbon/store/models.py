@@ -69,13 +69,50 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JsonType, list[Any]: JsonType}
 
 
-class Project(Base):
-    """A named group of runs (``bert-ft``)."""
+DEFAULT_TEAM_ID = 1
+"""The team of a store used without a server (made by the migration, named ``default``)."""
 
-    __tablename__ = "project"
+KEY_ROLES = ("ingest", "read", "admin")
+"""What an API key may do: send runs, read them, or both plus manage the team."""
+
+
+class Team(Base):
+    """A team: the unit of tenancy. Its projects, runs and keys are invisible to others."""
+
+    __tablename__ = "team"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ApiKey(Base):
+    """An API key of a team: stored only as a SHA-256 hash, with its role and visible prefix."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    team: Mapped[Team] = relationship()
+
+
+class Project(Base):
+    """A named group of runs (``bert-ft``) of one team; names are unique within a team."""
+
+    __tablename__ = "project"
+    __table_args__ = (UniqueConstraint("team_id", "name", name="uq_project_team_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id"), default=DEFAULT_TEAM_ID)
+    name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     runs: Mapped[list[Run]] = relationship(back_populates="project")
@@ -88,6 +125,7 @@ class Run(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id"), index=True, default=DEFAULT_TEAM_ID)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20), index=True)
@@ -132,6 +170,7 @@ class Run(Base):
     co2e_method: Mapped[str | None] = mapped_column(String(16))
     co2e_market_g: Mapped[float | None] = mapped_column(Float)
     market_source: Mapped[str | None] = mapped_column(Text)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     project: Mapped[Project] = relationship(back_populates="runs")
     devices: Mapped[list[Device]] = relationship(
@@ -193,10 +232,26 @@ class RunRank(Base):
     flops: Mapped[float | None] = mapped_column(Float)
     warnings: Mapped[list[Any]]
     error: Mapped[str | None] = mapped_column(Text)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class BatchReceipt(Base):
+    """That a rank's batch ``seq`` is stored, so a batch sent twice is stored once."""
+
+    __tablename__ = "batch_receipt"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Sample(Base):
-    """Energy of one device over one interval (about a second)."""
+    """Energy of one device over one interval (about a second).
+
+    On PostgreSQL the table is partitioned by day on ``t`` (its key there is ``(id, t)``);
+    old days are rolled up into :class:`SampleMinute` and dropped by the retention setting.
+    """
 
     __tablename__ = "sample"
     __table_args__ = (Index("ix_sample_run_time", "run_id", "t"),)
@@ -210,6 +265,22 @@ class Sample(Base):
     energy_j: Mapped[float] = mapped_column(Float)
     power_w: Mapped[float] = mapped_column(Float)
     utilization: Mapped[float | None] = mapped_column(Float)
+
+
+class SampleMinute(Base):
+    """Energy of one device over one UTC minute, rolled up from samples past retention."""
+
+    __tablename__ = "sample_minute"
+    __table_args__ = (Index("ix_sample_minute_run_time", "run_id", "minute"),)
+
+    device_id: Mapped[int] = mapped_column(
+        ForeignKey("device.id", ondelete="CASCADE"), primary_key=True
+    )
+    minute: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    energy_j: Mapped[float] = mapped_column(Float)
+    interval_s: Mapped[float] = mapped_column(Float)
+    samples: Mapped[int] = mapped_column(Integer)
 
 
 class Work(Base):
@@ -290,6 +361,9 @@ class MarketFactor(Base):
     __tablename__ = "market_factor"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("team.id", ondelete="CASCADE"), index=True, default=DEFAULT_TEAM_ID
+    )
     project: Mapped[str | None] = mapped_column(String(200))
     zone: Mapped[str | None] = mapped_column(String(64))
     intensity_g_per_kwh: Mapped[float | None] = mapped_column(Float)

@@ -9,6 +9,7 @@ beside it, never in it, when a contractual factor applies to the run's project o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -60,15 +61,32 @@ def add_energy_hours(connection: Connection, rows: list[dict[str, Any]]) -> None
     connection.execute(statement, rows)
 
 
+@dataclass(frozen=True)
+class PricedRun:
+    """What of a run its CO2e depends on: from its start record, or read back from its row."""
+
+    id: str
+    team_id: int
+    project: str
+    started_at: datetime
+    pue: float
+    intensity: wire.IntensityInfo | None
+
+    @classmethod
+    def of(cls, start: wire.RunStart, team_id: int) -> PricedRun:
+        """The priced facts of a start record."""
+        return cls(start.id, team_id, start.project, start.started_at, start.pue, start.intensity)
+
+
 class Pricing:
-    """How one run's energy becomes CO2e; built once per run by the sink.
+    """How one run's energy becomes CO2e; built once per run (and rank) by the sink.
 
     Args:
         connection: Where to look up the zone's series and the market factors.
-        start: The run's start record.
+        start: The run's facts that its CO2e depends on.
     """
 
-    def __init__(self, connection: Connection, start: wire.RunStart) -> None:
+    def __init__(self, connection: Connection, start: PricedRun) -> None:
         self.start = start
         intensity = start.intensity
         self.zone = intensity.zone if intensity else None
@@ -132,12 +150,13 @@ class Pricing:
         )
 
 
-def _market_factor(connection: Connection, start: wire.RunStart) -> MarketFactor | None:
+def _market_factor(connection: Connection, start: PricedRun) -> MarketFactor | None:
     """The newest contractual factor for the run's project, else its zone, valid at its start."""
     zone = start.intensity.zone if start.intensity else None
     table = cast(Table, MarketFactor.__table__)
     at = start.started_at
     valid = and_(
+        table.c.team_id == start.team_id,
         or_(table.c.valid_from.is_(None), table.c.valid_from <= at),
         or_(table.c.valid_to.is_(None), table.c.valid_to > at),
     )

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from carbon.errors import RunNotFound
-from carbon.store.models import Project, Run, RunEnergyHour, Sample
+from carbon.store.models import Project, Run, RunEnergyHour, Sample, SampleMinute
 
 MIN_ID_PREFIX = 6
 """Shortest run-id prefix accepted where a full id is expected."""
@@ -77,13 +77,20 @@ def get_run(session: Session, run_id: str) -> Run:
 
 
 def sample_energy_by_device(session: Session, run_id: str) -> dict[int, float]:
-    """Sum of the stored samples' energy per device id of a run (for checks and reports)."""
-    rows = session.execute(
-        select(Sample.device_id, func.sum(Sample.energy_j))
-        .where(Sample.run_id == run_id)
-        .group_by(Sample.device_id)
-    )
-    return {device_id: float(total) for device_id, total in rows}
+    """Sum of the stored samples' energy per device id of a run (for checks and reports).
+
+    Samples past retention count through their per-minute roll-ups.
+    """
+    totals: dict[int, float] = {}
+    for table in (Sample, SampleMinute):
+        rows = session.execute(
+            select(table.device_id, func.sum(table.energy_j))
+            .where(table.run_id == run_id)
+            .group_by(table.device_id)
+        )
+        for device_id, energy_j in rows:
+            totals[device_id] = totals.get(device_id, 0.0) + float(energy_j)
+    return totals
 
 
 def energy_by_hour(db: Session | Connection, run_id: str) -> dict[datetime, float]:

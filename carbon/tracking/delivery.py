@@ -17,7 +17,7 @@ from carbon import wire
 from carbon.errors import CarbonError, StoreError
 
 if TYPE_CHECKING:
-    from carbon.store.sink import LocalSink
+    from carbon.tracking.sink import Sink
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class Delivery:
         run_id: The run, for messages.
     """
 
-    def __init__(self, sink: LocalSink, run_id: str) -> None:
+    def __init__(self, sink: Sink, run_id: str) -> None:
         self.sink = sink
         self.run_id = run_id
         self._pending: list[wire.Batch] = []
@@ -72,5 +72,5 @@ class Delivery:
         if self._pending:
             raise StoreError(
                 f"run {self.run_id} was measured, but {len(self._pending)} batch(es) could not "
-                f"be stored in {self.sink.store.display_url!r}: {self._error}"
+                f"be stored in {self.sink.display_name!r}: {self._error}"
             )

@@ -31,8 +31,8 @@ from carbon.tracking.state import RunStatus
 
 if TYPE_CHECKING:
     from carbon.settings import Settings
-    from carbon.store.sink import LocalSink
     from carbon.tracking.config import TrackConfig
+    from carbon.tracking.sink import Sink
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -79,7 +79,7 @@ class Run:
         self._seq = 0
         self._delivery: Delivery | None = None
         self._sampler: Sampler | None = None
-        self._sink: LocalSink | None = None
+        self._sink: Sink | None = None
         self._devices: list[DeviceInfo] = []
 
     # -- what the training loop calls -------------------------------------------------
@@ -173,13 +173,9 @@ class Run:
 
     def summary(self) -> dict[str, Any]:
         """The run as stored, in the JSON shape of ``carbon runs show --json``."""
-        from carbon.store.queries import get_run
-        from carbon.store.summary import run_summary
-
         if self._sink is None:
             raise RunStateError("the run has not started; use it inside `with carbon.track(...)`")
-        with self._sink.store.session() as session:
-            return run_summary(get_run(session, self.id))
+        return self._sink.summary(self.id)
 
     @property
     def devices(self) -> list[DeviceInfo]:
@@ -188,7 +184,7 @@ class Run:
 
     # -- lifecycle, driven by the tracker ---------------------------------------------
 
-    def _start(self, settings: Settings, sources: list[Any], sink: LocalSink) -> None:
+    def _start(self, settings: Settings, sources: list[Any], sink: Sink) -> None:
         from carbon.accounting.catalog import normalize_precision
         from carbon.accounting.resolve import resolve
 
