@@ -36,3 +36,37 @@ def current_command() -> None:
     finally:
         engine.dispose()
     typer.echo(f"{mask_url(url)}: {revision or 'empty'} (this carbon needs {HEAD_REVISION})")
+
+
+@app.command("maintain")
+def maintain_command() -> None:
+    """Mark silent runs interrupted, make sample partitions, apply sample retention, once.
+
+    The server does this every CARBON_MAINTENANCE_INTERVAL_S; run it from cron for a store
+    that agents write to directly.
+    """
+    from carbon.store.maintenance import run_maintenance
+
+    settings = load_settings()
+    store = connect_store(settings.resolved_database_url)
+    try:
+        report = run_maintenance(store, settings)
+    finally:
+        store.dispose()
+    typer.echo(
+        f"runs marked interrupted (silent > {settings.heartbeat_timeout_s:g} s): "
+        f"{len(report.interrupted)}"
+    )
+    if report.skipped_locked:
+        typer.echo("partitions and retention: skipped, another process is doing them")
+        return
+    typer.echo(f"sample partitions made: {', '.join(report.partitions_created) or 'none'}")
+    if report.retention is None:
+        typer.echo("retention: off (CARBON_SAMPLE_RETENTION_DAYS unset), raw samples are kept")
+    else:
+        retention = report.retention
+        typer.echo(
+            f"retention: {retention.samples_rolled_up} sample(s) before "
+            f"{retention.cutoff:%Y-%m-%d} rolled up by minute; partitions dropped: "
+            f"{', '.join(retention.partitions_dropped) or 'none'}"
+        )

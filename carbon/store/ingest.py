@@ -307,10 +307,12 @@ def write_batch(connection: Connection, context: RunContext, batch: wire.Batch) 
             f"{positions} devices"
         )
     now = datetime.now(UTC)
-    receipt = _insert_ignore_core(connection, _RECEIPT).values(
-        run_id=batch.run_id, rank=batch.rank, seq=batch.seq, received_at=now
+    receipt = (
+        _insert_ignore_core(connection, _RECEIPT)
+        .values(run_id=batch.run_id, rank=batch.rank, seq=batch.seq, received_at=now)
+        .returning(_RECEIPT.c.seq)
     )
-    if connection.execute(receipt).rowcount == 0:
+    if connection.execute(receipt).first() is None:
         return BatchResult(stored=False)
     started = context.started_at
     sample_rows = [

@@ -24,6 +24,7 @@ from carbon.tracking.state import RunStatus
 
 if TYPE_CHECKING:
     from carbon.settings import Settings
+    from carbon.tracking.sink import Sink
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,11 +79,9 @@ class Tracker:
         """Start a run now; the caller must end it with ``run._finish``."""
         from carbon.settings import load_settings
         from carbon.sources.detect import detect_sources
-        from carbon.store import open_store
-        from carbon.store.sink import LocalSink
 
         settings = self.config.settings or load_settings()
-        store = open_store(settings.resolved_database_url)
+        sink = _open_sink(settings)
         sources = (
             list(self.config.sources)
             if self.config.sources is not None
@@ -90,7 +89,7 @@ class Tracker:
         )
         run = Run(self.config, name, run_id=_job_run_id(settings, self.config.project, name))
         try:
-            run._start(settings, sources, LocalSink(store))
+            run._start(settings, sources, sink)
         except BaseException:
             if self.config.sources is None:
                 for source in sources:
@@ -117,6 +116,18 @@ class Tracker:
             return result
 
         return tracked
+
+
+def _open_sink(settings: Settings) -> Sink:
+    """The team server's sink when ``CARBON_SERVER_URL`` is set, else the database's."""
+    if settings.remote:
+        from carbon.remote.sink import HttpSink
+
+        return HttpSink.from_settings(settings)
+    from carbon.store import open_store
+    from carbon.store.sink import LocalSink
+
+    return LocalSink(open_store(settings.resolved_database_url))
 
 
 _job_runs: Counter[tuple[str, str, str]] = Counter()
