@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from carbon.cli import accounting, db, demo, doctor, estimate, regions, run_cmd, runs
+from carbon.cli import accounting, db, demo, doctor, estimate, regions, run_cmd, runs, sync_cmd
 from carbon.errors import CarbonError
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ app.command("estimate")(estimate.estimate)
 app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
 app.command("run", context_settings={"ignore_unknown_options": True})(run_cmd.run_command)
+app.command("sync")(sync_cmd.sync_command)
 
 
 def main() -> None:
