@@ -3,11 +3,15 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from carbon import wire
+from carbon.accounting.hourly import split_energy_by_hour
 from carbon.store import open_store
 from carbon.store.models import IntensityHour, MarketFactor, Run, RunEnergyHour
+from carbon.store.pricing import energy_hour_rows
 from carbon.store.sink import LocalSink
 
 START = datetime(2026, 3, 1, 9, 59, 58, tzinfo=UTC)  # two seconds before 10:00 UTC
@@ -135,3 +139,46 @@ def test_market_based_is_reported_beside_location_based(
         assert run.co2e_g == pytest.approx(0.004 * 1.25 * 56.0)  # location-based untouched
         assert run.co2e_market_g == pytest.approx(expected_g)
         assert "PPA with a wind farm" in (run.market_source or "")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start_us=st.integers(min_value=0, max_value=3600 * 10**6 - 1),
+    first_s=st.floats(min_value=0, max_value=20_000),
+    parts=st.lists(
+        st.tuples(
+            st.floats(min_value=0.001, max_value=5.0), st.floats(min_value=0, max_value=900.0)
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_energy_per_hour_of_a_batch_matches_the_split_of_its_samples(
+    start_us: int, first_s: float, parts: list[tuple[float, float]]
+) -> None:
+    started = START.replace(minute=0, second=0) + timedelta(microseconds=start_us)
+    ends, end_s = [], first_s
+    for interval_s, _ in parts:
+        end_s += interval_s
+        ends.append(end_s)
+    batch = wire.Batch(
+        run_id=RUN_ID,
+        seq=0,
+        sample_device=[0] * len(parts),
+        sample_offset_s=ends,
+        sample_interval_s=[interval_s for interval_s, _ in parts],
+        sample_energy_j=[energy_j for _, energy_j in parts],
+        sample_utilization=[None] * len(parts),
+        totals=wire.Totals(duration_s=end_s, device_energy_j=[0.0], steps=0),
+    )
+    rows = energy_hour_rows(RUN_ID, 0, started, batch)
+    expected = split_energy_by_hour(
+        [
+            (started + timedelta(seconds=e - i), started + timedelta(seconds=e), j)
+            for e, (i, j) in zip(ends, parts, strict=True)
+        ]
+    )
+    got = {row["hour_start"]: row["energy_j"] for row in rows}
+    assert got.keys() == {hour for hour, energy_j in expected.items() if energy_j > 0}
+    for hour, energy_j in got.items():
+        assert energy_j == pytest.approx(expected[hour], rel=1e-9, abs=1e-6)

@@ -28,7 +28,18 @@ SAMPLE_COLUMNS = (
 
 _SAMPLE = cast(Table, Sample.__table__)
 _INSERT_SAMPLE = insert(_SAMPLE)
-_COPY_SAMPLE = f"COPY sample ({', '.join(SAMPLE_COLUMNS)}) FROM STDIN"
+COPY_SAMPLE_SQL = f"COPY sample ({', '.join(SAMPLE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+SAMPLE_PG_TYPES = (
+    "varchar",
+    "int4",
+    "timestamptz",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+)
+"""PostgreSQL types of :data:`SAMPLE_COLUMNS`: binary COPY sends values without text forms."""
 
 
 def insert_samples(connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -38,7 +49,8 @@ def insert_samples(connection: Connection, rows: Sequence[tuple[Any, ...]]) -> N
     if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
         driver_connection = connection.connection.driver_connection
         assert driver_connection is not None
-        with driver_connection.cursor() as cursor, cursor.copy(_COPY_SAMPLE) as copy:
+        with driver_connection.cursor() as cursor, cursor.copy(COPY_SAMPLE_SQL) as copy:
+            copy.set_types(list(SAMPLE_PG_TYPES))
             for row in rows:
                 copy.write_row(row)
         return

@@ -9,6 +9,7 @@ beside it, never in it, when a contractual factor applies to the run's project o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -31,6 +32,24 @@ def energy_hour_rows(
     run_id: str, rank: int, started_at: datetime, batch: wire.Batch
 ) -> list[dict[str, Any]]:
     """The batch's sample energy per UTC hour, as rows to add to ``run_energy_hour``."""
+    if not batch.sample_energy_j:
+        return []
+    # Nearly every batch lies within one hour: then the hour takes the batch's energy whole,
+    # with no per-sample arithmetic on times.
+    first_s = min(
+        end_s - interval_s
+        for end_s, interval_s in zip(batch.sample_offset_s, batch.sample_interval_s, strict=True)
+    )
+    last_s = max(batch.sample_offset_s)
+    hour = started_at.replace(minute=0, second=0, microsecond=0)
+    into_hour_s = (started_at - hour).total_seconds()
+    first_slot = math.floor((into_hour_s + first_s) / 3600)
+    if first_slot == math.ceil((into_hour_s + last_s) / 3600) - 1 or last_s == first_s:
+        energy_j = math.fsum(batch.sample_energy_j)
+        if energy_j == 0:
+            return []
+        hour_start = hour + timedelta(hours=first_slot)
+        return [{"run_id": run_id, "rank": rank, "hour_start": hour_start, "energy_j": energy_j}]
     intervals = [
         (
             started_at + timedelta(seconds=end_s - interval_s),
