@@ -10,7 +10,19 @@ import sys
 
 import typer
 
-from carbon.cli import accounting, db, demo, doctor, estimate, regions, run_cmd, runs, sync_cmd
+from carbon.cli import (
+    accounting,
+    admin,
+    db,
+    demo,
+    doctor,
+    estimate,
+    regions,
+    run_cmd,
+    runs,
+    serve,
+    sync_cmd,
+)
 from carbon.errors import CarbonError
 
 app = typer.Typer(
@@ -22,6 +34,7 @@ app = typer.Typer(
 )
 app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
+app.add_typer(admin.app, name="admin")
 app.add_typer(accounting.intensity_app, name="intensity")
 app.add_typer(accounting.market_app, name="market")
 app.command("whatif")(accounting.whatif_command)
@@ -29,6 +42,7 @@ app.command("regions")(regions.regions)
 app.command("estimate")(estimate.estimate)
 app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
 app.command("run", context_settings={"ignore_unknown_options": True})(run_cmd.run_command)
 app.command("sync")(sync_cmd.sync_command)
 

@@ -1,0 +1,110 @@
+"""``carbon serve``: run the team server (or a local one) with uvicorn.
+
+It migrates the store first, then decides whether requests need an API key:
+
+- on a loopback address, over SQLite, with no active key in the store: no (local
+  single-user mode: every request acts as the ``default`` team with role ``admin``);
+- on any other address with no active key at all: it refuses to start, since nobody could
+  use it and it must not run open; the message says how to make a team and a key;
+- otherwise: yes.
+
+With ``--workers N`` (N > 1) uvicorn runs N processes that import the application by name
+(:func:`carbon.server.app.app_from_env`); this command tells them its decision and the
+folder where prometheus-client sums their metrics through the environment, the only way
+into a process uvicorn spawns.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import tempfile
+from typing import Annotated
+
+import typer
+
+from carbon.errors import ConfigError
+from carbon.settings import load_settings
+from carbon.store import connect_store
+from carbon.store.teams import count_active_keys
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+"""Host names that mean this machine only."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` is reachable only from this machine."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def needs_keys(*, host: str, sqlite: bool, active_keys: int) -> bool:
+    """Whether the server must require API keys (see the module's rules).
+
+    Raises:
+        ConfigError: A non-loopback host with no key in the store: it would be unusable.
+    """
+    loopback = is_loopback(host)
+    if active_keys == 0 and not loopback:
+        raise ConfigError(
+            f"refusing to serve on {host}: the store has no API key, so the server would "
+            "be unusable (and keys are always required off loopback). Make a team and a key "
+            "first: `carbon admin create-team NAME`, then "
+            "`carbon admin create-key --team NAME --role ingest`"
+        )
+    return not (loopback and sqlite and active_keys == 0)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (each with its own caches).")
+    ] = 1,
+) -> None:
+    """Serve the team server's API (/api/v1, /healthz, /metrics, /docs) on the store."""
+    import uvicorn
+
+    from carbon.server.app import MULTIPROC_DIR_ENV, REQUIRE_AUTH_ENV, create_app
+
+    settings = load_settings()
+    store = connect_store(settings.resolved_database_url, migrate=True)
+    try:
+        with store.session() as session:
+            active_keys = count_active_keys(session)
+        sqlite = store.engine.dialect.name == "sqlite"
+        display_url = store.display_url
+    finally:
+        store.dispose()
+    require_auth = needs_keys(host=host, sqlite=sqlite, active_keys=active_keys)
+    mode = "API keys required" if require_auth else "local mode: no key needed"
+    typer.echo(f"carbon server on http://{host}:{port} over {display_url} ({mode})", err=True)
+    if require_auth and active_keys == 0:
+        typer.secho(
+            "warning: no API key exists yet, so every request will be refused: "
+            "`carbon admin create-team NAME`, then `carbon admin create-key --team NAME ...`",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    if workers == 1:
+        uvicorn.run(create_app(settings, require_auth=require_auth), host=host, port=port)
+        return
+    # Workers are fresh processes: what they must know goes through their environment.
+    metrics_dir = tempfile.mkdtemp(prefix="carbon-metrics-")
+    os.environ[REQUIRE_AUTH_ENV] = "1" if require_auth else "0"
+    os.environ[MULTIPROC_DIR_ENV] = metrics_dir
+    try:
+        uvicorn.run(
+            "carbon.server.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,175 @@
+"""The application: :func:`create_app` for code and tests, :func:`app_from_env` for uvicorn.
+
+The app opens its own engine on the settings' database (pinging pooled connections, so a
+restarted PostgreSQL is reconnected to instead of answering errors) and, while it runs, a
+background task does the store's upkeep every ``CARBON_MAINTENANCE_INTERVAL_S``: marks runs
+whose agent went silent ``interrupted``, makes sample partitions, applies retention. A
+failing round is logged and tried again next time; the server never stops for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from carbon._version import __version__
+from carbon.errors import StoreError
+from carbon.server.errors import install_error_handlers
+from carbon.server.limits import BYTES_PER_MB, BodySizeLimit
+from carbon.server.metrics import RequestMetrics
+from carbon.server.routes import API_ROUTERS, OPEN_ROUTERS
+from carbon.server.state import ServerState
+from carbon.settings import Settings, load_settings
+from carbon.store import Store
+from carbon.store.engine import create_store_engine
+from carbon.store.migrate import HEAD_REVISION, current_revision
+
+log = logging.getLogger(__name__)
+
+REQUIRE_AUTH_ENV = "CARBON_SERVER_REQUIRE_AUTH"
+"""How ``carbon serve`` tells its workers whether keys are required (``1``/``0``)."""
+
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's folder for the metrics of several worker processes."""
+
+CONNECT_TIMEOUT_S = 10
+"""How long a new PostgreSQL connection may take before the request answers 503."""
+
+DESCRIPTION = """
+Agents post their runs here (`POST /api/v1/runs...`, key role `ingest`); people and
+dashboards read them back (`GET /api/v1/...`, role `read`); `admin` keys may do both.
+Every key belongs to one team and sees only that team's runs.
+
+Authenticate with `Authorization: Bearer <key>` (keys come from `carbon admin create-key`).
+Errors answer `{"detail": ...}`; a 422's `detail` lists the fields refused.
+"""
+
+
+def create_app(
+    settings: Settings, *, require_auth: bool, multiprocess_dir: Path | None = None
+) -> FastAPI:
+    """Build the team server's application over the settings' database.
+
+    Args:
+        settings: The settings (database, body and rate limits, timeouts, metrics token).
+        require_auth: Whether requests need an API key. ``False`` is local single-user
+            mode: every request acts as the ``default`` team with role ``admin``;
+            ``carbon serve`` chooses it only on loopback over SQLite with no key stored.
+        multiprocess_dir: prometheus-client's multiprocess folder, when several worker
+            processes serve together (``carbon serve --workers N``).
+
+    Returns:
+        The application; its lifespan checks the schema and runs the upkeep task.
+    """
+    url = settings.resolved_database_url
+    engine_args: dict[str, Any] = {"pool_pre_ping": True}
+    if make_url(url).get_backend_name() == "postgresql":
+        engine_args["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    store = Store(create_store_engine(url, **engine_args))
+    state = ServerState.build(
+        settings, store, require_auth=require_auth, multiprocess_dir=multiprocess_dir
+    )
+    app = FastAPI(
+        title="carbon team server",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+    )
+    app.state.server = state
+    install_error_handlers(app, state.metrics.record_rejected_batch)
+    for router in (*API_ROUTERS, *OPEN_ROUTERS):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_body_mb * BYTES_PER_MB))
+    app.add_middleware(RequestMetrics, metrics=state.metrics)  # outermost: counts 413s too
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The application as ``carbon serve --workers N`` runs it in each worker process.
+
+    Uvicorn imports workers' apps by name and calls this factory with no arguments, so
+    the two decisions of ``carbon serve`` travel in the environment: whether keys are
+    required (:data:`REQUIRE_AUTH_ENV`, a choice of the command rather than a setting)
+    and prometheus-client's folder (:data:`MULTIPROC_DIR_ENV`). This and
+    ``carbon/cli/serve.py`` are the only places that read ``os.environ`` for them; the
+    settings come from :func:`~carbon.settings.load_settings` as everywhere else. Keys are
+    required unless the variable says ``0``.
+    """
+    settings = load_settings()
+    require_auth = os.environ.get(REQUIRE_AUTH_ENV, "1") != "0"
+    multiprocess_dir = os.environ.get(MULTIPROC_DIR_ENV)
+    return create_app(
+        settings,
+        require_auth=require_auth,
+        multiprocess_dir=Path(multiprocess_dir) if multiprocess_dir else None,
+    )
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    state: ServerState = app.state.server
+    await run_in_threadpool(_check_schema, state.store)
+    upkeep = asyncio.create_task(_maintenance_loop(state), name="carbon-maintenance")
+    try:
+        yield
+    finally:
+        upkeep.cancel()
+        with suppress(asyncio.CancelledError):
+            await upkeep
+        state.store.dispose()
+
+
+def _check_schema(store: Store) -> None:
+    """Refuse to serve a database at another schema revision; start if it does not answer.
+
+    A database that is down at start is not fatal: ``/healthz`` answers 503 and requests
+    503 until it is back, as when it goes away later.
+
+    Raises:
+        StoreError: The database answers with another revision than this code needs.
+    """
+    try:
+        with store.engine.connect() as connection:
+            revision = current_revision(connection)
+    except SQLAlchemyError as exc:
+        log.warning("the database %s does not answer yet: %s", store.display_url, exc)
+        return
+    if revision != HEAD_REVISION:
+        state = "empty" if revision is None else f"at revision {revision}"
+        raise StoreError(
+            f"database {store.display_url!r} is {state}; this server needs revision "
+            f"{HEAD_REVISION}: run `carbon db upgrade`"
+        )
+
+
+async def _maintenance_loop(state: ServerState) -> None:
+    """At start (today's sample partition) and then every interval, the store's upkeep."""
+    interval_s = state.settings.maintenance_interval_s
+    while True:
+        try:
+            interrupted = await run_in_threadpool(_maintain, state)
+        except Exception:  # the server outlives a failed round; the next one tries again
+            log.exception("store maintenance failed; next try in %g s", interval_s)
+            interrupted = 0
+        if interrupted:
+            state.metrics.runs_interrupted.inc(interrupted)
+            log.info("marked %d silent run(s) interrupted", interrupted)
+        await asyncio.sleep(interval_s)
+
+
+def _maintain(state: ServerState) -> int:
+    """One round of upkeep; returns how many runs it marked interrupted."""
+    from carbon.store.maintenance import run_maintenance
+
+    report = run_maintenance(state.store, state.settings)
+    return len(report.interrupted)
