@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
 from carbon.errors import StoreError
 from carbon.store import connect_store
@@ -102,6 +104,28 @@ def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path: Path
     assert [proc.returncode for proc in procs] == [0, 0, 0, 0], errors
     store = connect_store(url, migrate=False)
     store.dispose()
+
+
+@pytest.mark.postgres
+def test_replicas_migrating_a_new_postgres_store_at_once_all_succeed(postgres_url: str) -> None:
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    name = f"carbon_race_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    code = f"from carbon.store import connect_store; connect_store({url!r}, migrate=True).dispose()"
+    try:
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+            for _ in range(6)
+        ]
+        errors = [proc.communicate(timeout=120)[1] for proc in procs]
+        assert [proc.returncode for proc in procs] == [0] * 6, errors
+        connect_store(url, migrate=False).dispose()
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def test_upgrade_from_0001_keeps_runs(tmp_path: Path) -> None:

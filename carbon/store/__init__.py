@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -79,13 +79,31 @@ def _reason(exc: SQLAlchemyError) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+_PG_MIGRATION_LOCK = 0x636172626F6D  # "carbom"
+"""The PostgreSQL advisory lock held while a store is migrated."""
+
+
 @contextmanager
 def _migration_lock(engine: Engine) -> Iterator[None]:
-    """Hold an exclusive lock beside a SQLite file while it is migrated.
+    """Hold an exclusive lock on the store while it is migrated.
 
-    Several processes (the ranks of a job) may open a new store at once; the lock makes
-    one migrate while the others wait and then find the schema in place.
+    Several processes (the ranks of a job, the replicas of a server starting after an
+    upgrade) may open a store at once; the lock makes one migrate while the others wait
+    and then find the schema in place. SQLite: a lock file beside the database;
+    PostgreSQL: a session advisory lock.
     """
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_MIGRATION_LOCK}
+                )
+                connection.commit()
+        return
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
