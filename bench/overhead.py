@@ -9,7 +9,12 @@ Three figures, each against its limit, measured in one process on this machine:
 3. the median step time of a real torch training loop tracked at 10 Hz, as a ratio to the
    same loop untracked, interleaved (A B A B ...), against 1.01.
 
-Run: ``python -m bench.overhead [--quick]``; results go to ``bench/results/overhead.json``.
+With ``--sink remote`` the runs go to a ``carbon serve`` started for the purpose on
+loopback (a SQLite store, a team and an ingest key): the sampler writes each batch to the
+agent's on-disk spool and the sender thread posts it, both inside the measured process.
+
+Run: ``python -m bench.overhead [--quick] [--sink local|remote]``; results go to
+``bench/results/overhead.json`` (``overhead-remote.json`` for the remote sink).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -137,9 +143,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks and print one line per figure with its ratio to the limit."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs (about 30 s)")
+    parser.add_argument(
+        "--sink", choices=["local", "remote"], default="local", help="where runs are written"
+    )
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as home:
-        settings = load_settings(home=Path(home), region="FR", sample_hz=10)
+    with tempfile.TemporaryDirectory() as home, ExitStack() as stack:
+        remote: dict[str, Any] = {}
+        if args.sink == "remote":
+            from bench._server import serve
+
+            served = stack.enter_context(serve(f"sqlite:///{Path(home) / 'server.db'}"))
+            remote = {"server_url": served.url, "api_key": served.key}
+        settings = load_settings(home=Path(home), region="FR", sample_hz=10, **remote)
         step_us = bench_step(settings, 200_000 if args.quick else 1_000_000)
         sampler, driver = bench_sampler(settings, 5.0 if args.quick else 30.0, gpus=8)
         training = bench_training(settings, 100 if args.quick else 300, 3 if args.quick else 5)
@@ -159,12 +174,14 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{name:44} {value:9.4f} {unit:12} limit {limit:<5} ratio {value / limit:.3f} {verdict}"
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    results = RESULTS if args.sink == "local" else RESULTS.with_name("overhead-remote.json")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(
         json.dumps(
             {
                 "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
                 "quick": args.quick,
+                "sink": args.sink,
                 "run_step_us": step_us,
                 "sampler_core_fraction": sampler,
                 "simulated_driver_core_fraction": driver,

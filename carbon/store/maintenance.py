@@ -22,6 +22,9 @@ from carbon.store.retention import RetentionReport, apply_retention
 ADVISORY_LOCK_KEY = 0x636172626F6E  # "carbon"
 """The PostgreSQL advisory lock that makes one replica at a time do partitions and retention."""
 
+LOCK_TIMEOUT_MS = 2000
+"""Longest wait for a table lock during partition work before the round gives up."""
+
 
 @dataclass
 class MaintenanceReport:
@@ -68,9 +71,15 @@ def run_maintenance(
 
 
 def _try_lock(connection: Connection) -> bool:
-    """Take the maintenance lock for this transaction, if no one else holds it."""
+    """Take the maintenance lock for this transaction, if no one else holds it.
+
+    On PostgreSQL the transaction also gets a lock timeout: attaching a partition waits for
+    an exclusive lock on the default partition, and batches queue behind a waiting lock;
+    better to give up and try at the next round than to hold ingest up.
+    """
     if connection.dialect.name != "postgresql":
         return True
+    connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'"))
     return bool(
         connection.execute(
             text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}

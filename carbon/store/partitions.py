@@ -66,12 +66,16 @@ def ensure_day_partitions(
     if not is_partitioned(connection):
         return []
     existing = day_partitions(connection)
-    made = []
-    for offset in range(-days_behind, days_ahead + 1):
-        day = today + timedelta(days=offset)
-        if day not in existing:
-            made.append(_attach_day(connection, day))
-    return made
+    missing = [
+        today + timedelta(days=offset)
+        for offset in range(-days_behind, days_ahead + 1)
+        if today + timedelta(days=offset) not in existing
+    ]
+    if missing:
+        # Writers must not route rows to the default partition while a day is taken out of
+        # it: they wait (briefly) until the partitions are attached, then see them.
+        connection.execute(text("LOCK TABLE sample IN SHARE ROW EXCLUSIVE MODE"))
+    return [_attach_day(connection, day) for day in missing]
 
 
 def _attach_day(connection: Connection, day: date) -> str:

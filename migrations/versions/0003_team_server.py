@@ -2,9 +2,11 @@
 
 Every project, run and contractual (market) factor belongs to a team; existing ones go to
 the team ``default`` (id 1), which is also the team of a store used without a server.
-Project names become unique per team. On PostgreSQL, ``sample`` becomes a table
-partitioned by range of ``t`` (one partition per day, made ahead by the server's
-maintenance, and a default partition for anything else), keeping its rows.
+Project names become unique per team. ``sample`` loses its foreign keys (the write path
+guarantees them; per row they cost index probes, and they lock ``run`` and ``device`` when
+a partition is attached). On PostgreSQL it becomes a table partitioned by range of ``t``
+(one partition per day, made ahead by the server's maintenance, and a default partition for
+anything else), keeping its rows.
 
 Revision ID: 0003
 Revises: 0002
@@ -111,6 +113,29 @@ def upgrade() -> None:
     op.create_index("ix_sample_minute_run_time", "sample_minute", ["run_id", "minute"])
     if postgres:
         _partition_samples()
+    else:
+        _unlink_samples()
+
+
+def _unlink_samples() -> None:
+    """Rebuild SQLite's ``sample`` without foreign keys, keeping its rows and ids."""
+    op.execute("ALTER TABLE sample RENAME TO sample_linked")
+    op.execute("DROP INDEX ix_sample_run_time")
+    op.create_table(
+        "sample",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("run_id", sa.String(32), nullable=False),
+        sa.Column("device_id", sa.Integer(), nullable=False),
+        sa.Column("t", TIME, nullable=False),
+        sa.Column("offset_s", sa.Float(), nullable=False),
+        sa.Column("interval_s", sa.Float(), nullable=False),
+        sa.Column("energy_j", sa.Float(), nullable=False),
+        sa.Column("power_w", sa.Float(), nullable=False),
+        sa.Column("utilization", sa.Float(), nullable=True),
+    )
+    op.execute(f"INSERT INTO sample ({SAMPLE_COLUMNS}) SELECT {SAMPLE_COLUMNS} FROM sample_linked")
+    op.execute("DROP TABLE sample_linked")
+    op.create_index("ix_sample_run_time", "sample", ["run_id", "t"])
 
 
 def _partition_samples() -> None:
@@ -122,8 +147,8 @@ def _partition_samples() -> None:
         """
         CREATE TABLE sample (
             id BIGINT NOT NULL DEFAULT nextval('sample_id_seq'),
-            run_id VARCHAR(32) NOT NULL REFERENCES run (id) ON DELETE CASCADE,
-            device_id INTEGER NOT NULL REFERENCES device (id) ON DELETE CASCADE,
+            run_id VARCHAR(32) NOT NULL,
+            device_id INTEGER NOT NULL,
             t TIMESTAMP WITH TIME ZONE NOT NULL,
             offset_s DOUBLE PRECISION NOT NULL,
             interval_s DOUBLE PRECISION NOT NULL,
@@ -164,6 +189,33 @@ def downgrade() -> None:
         )
         op.execute("DROP TABLE sample_partitioned CASCADE")
         op.execute("ALTER SEQUENCE sample_id_seq OWNED BY sample.id")
+        op.create_index("ix_sample_run_time", "sample", ["run_id", "t"])
+    else:
+        op.execute("ALTER TABLE sample RENAME TO sample_unlinked")
+        op.execute("DROP INDEX ix_sample_run_time")
+        op.create_table(
+            "sample",
+            sa.Column("id", sa.Integer(), primary_key=True),
+            sa.Column(
+                "run_id", sa.String(32), sa.ForeignKey("run.id", ondelete="CASCADE"), nullable=False
+            ),
+            sa.Column(
+                "device_id",
+                sa.Integer(),
+                sa.ForeignKey("device.id", ondelete="CASCADE"),
+                nullable=False,
+            ),
+            sa.Column("t", TIME, nullable=False),
+            sa.Column("offset_s", sa.Float(), nullable=False),
+            sa.Column("interval_s", sa.Float(), nullable=False),
+            sa.Column("energy_j", sa.Float(), nullable=False),
+            sa.Column("power_w", sa.Float(), nullable=False),
+            sa.Column("utilization", sa.Float(), nullable=True),
+        )
+        op.execute(
+            f"INSERT INTO sample ({SAMPLE_COLUMNS}) SELECT {SAMPLE_COLUMNS} FROM sample_unlinked"
+        )
+        op.execute("DROP TABLE sample_unlinked")
         op.create_index("ix_sample_run_time", "sample", ["run_id", "t"])
     op.drop_index("ix_sample_minute_run_time", table_name="sample_minute")
     op.drop_table("sample_minute")
