@@ -207,7 +207,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer batches, for a smoke run")
     parser.add_argument("--agents", type=int, default=4, help="concurrent agents / writers")
-    parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     args = parser.parse_args()
     batches = 10 if args.quick else 60
 

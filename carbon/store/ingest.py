@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from carbon import wire
 from carbon.errors import RunConflict, RunNotFound
 from carbon.sources.base import describe_hardware
-from carbon.store.bulk import insert_samples
+from carbon.store.bulk import SampleColumns, insert_samples
 from carbon.store.models import (
     BatchReceipt,
     Device,
@@ -315,31 +315,21 @@ def write_batch(connection: Connection, context: RunContext, batch: wire.Batch) 
     if connection.execute(receipt).first() is None:
         return BatchResult(stored=False)
     started = context.started_at
-    sample_rows = [
-        (
-            batch.run_id,
-            context.device_ids[position],
-            started + timedelta(seconds=offset_s),
-            offset_s,
-            interval_s,
-            energy_j,
-            energy_j / interval_s,
-            utilization,
-        )
-        for position, offset_s, interval_s, energy_j, utilization in zip(
-            batch.sample_device,
-            batch.sample_offset_s,
-            batch.sample_interval_s,
-            batch.sample_energy_j,
-            batch.sample_utilization,
-            strict=True,
-        )
-    ]
+    device_ids = context.device_ids
+    samples = SampleColumns(
+        run_id=batch.run_id,
+        started_at=started,
+        device_id=[device_ids[position] for position in batch.sample_device],
+        offset_s=batch.sample_offset_s,
+        interval_s=batch.sample_interval_s,
+        energy_j=batch.sample_energy_j,
+        utilization=batch.sample_utilization,
+    )
     energy_by_device: dict[tuple[str, str], float] = {}
     for position, energy_j in zip(batch.sample_device, batch.sample_energy_j, strict=True):
         key = (context.components[position], context.device_names[position])
         energy_by_device[key] = energy_by_device.get(key, 0.0) + energy_j
-    insert_samples(connection, sample_rows)
+    insert_samples(connection, samples)
     add_energy_hours(connection, energy_hour_rows(batch.run_id, batch.rank, started, batch))
     if batch.work_offset_s:
         connection.execute(
@@ -423,7 +413,7 @@ def write_batch(connection: Connection, context: RunContext, batch: wire.Batch) 
         run_values.update(_sums_over_ranks(connection, batch.run_id))
     co2e_g = _set_totals(connection, context, run_values)
     added = None if co2e_g is None else co2e_g - (previous_g or 0.0)
-    return BatchResult(True, len(sample_rows), energy_by_device, added)
+    return BatchResult(True, len(samples), energy_by_device, added)
 
 
 def _sums_over_ranks(connection: Connection, run_id: str) -> dict[str, Any]:
