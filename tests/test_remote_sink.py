@@ -448,3 +448,29 @@ def test_import_carbon_does_not_import_the_remote_agent() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert json.loads(result.stdout) == []
+
+
+def test_doctor_says_where_runs_go_and_what_the_spool_holds(tmp_path: Path) -> None:
+    from carbon.remote.spool import Spool
+    from tests.test_cli import cli
+
+    env = {
+        "CARBON_HOME": str(tmp_path),
+        "CARBON_SERVER_URL": "http://127.0.0.1:9",
+        "CARBON_API_KEY": "cbn_secret_not_to_print",
+    }
+    empty = cli("doctor", env=env)
+    assert empty.returncode == 0, empty.stderr
+    assert "server     http://127.0.0.1:9 (key set)" in empty.stdout
+    assert f"spool      {tmp_path / 'spool.db'}: empty" in empty.stdout
+    assert "cbn_secret" not in empty.stdout
+    spool = Spool(tmp_path / "spool.db")
+    try:
+        spool.append(run_start(new_run_id()))
+    finally:
+        spool.close()
+    report = json.loads(cli("doctor", "--json", env=env).stdout)
+    assert report["server_url"] == "http://127.0.0.1:9"
+    assert report["spool"]["records"] == 1
+    assert report["spool"]["rejected"] == 0
+    assert report["spool"]["size_bytes"] > 0

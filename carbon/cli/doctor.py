@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from carbon.cli._common import echo_json
+
+if TYPE_CHECKING:
+    from carbon.settings import Settings
 
 
 def doctor(
@@ -40,6 +43,8 @@ def doctor(
                     for device in devices
                 ],
                 "database_url": mask_url(settings.resolved_database_url),
+                "server_url": settings.server_url,
+                "spool": _spool_state(settings),
                 "region": settings.region,
                 "pue": settings.pue,
                 "sample_hz": settings.sample_hz,
@@ -59,7 +64,19 @@ def doctor(
             f"({device.provenance.value}) - {device.detail}"
         )
     typer.echo("\nSettings:")
-    typer.echo(f"  store      {mask_url(settings.resolved_database_url)}")
+    if settings.remote:
+        key = "key set" if settings.api_key else "CARBON_API_KEY is not set: runs will fail"
+        typer.echo(f"  server     {settings.server_url} ({key})")
+        spool = _spool_state(settings)
+        waiting = (
+            "empty"
+            if spool is None
+            else f"{spool['records']} record(s) waiting, "
+            f"{spool['size_bytes'] / 1e6:.1f} of {settings.spool_max_mb:g} MB"
+        )
+        typer.echo(f"  spool      {settings.spool_path}: {waiting}")
+    else:
+        typer.echo(f"  store      {mask_url(settings.resolved_database_url)}")
     region = settings.region or "not set: CO2e will be unknown (set CARBON_REGION, e.g. FR)"
     typer.echo(f"  region     {region}")
     pue = (
@@ -69,3 +86,21 @@ def doctor(
     )
     typer.echo(f"  PUE        {pue}")
     typer.echo(f"  sampling   {settings.sample_hz:g} readings/s, one stored sample per second")
+
+
+def _spool_state(settings: Settings) -> dict[str, Any] | None:
+    """What the agent's spool holds, without creating it; ``None`` when there is none."""
+    if not settings.spool_path.exists():
+        return None
+    from carbon.remote.spool import Spool
+
+    spool = Spool(settings.spool_path)
+    try:
+        return {
+            "path": str(settings.spool_path),
+            "records": spool.count(),
+            "rejected": len(spool.rejected()),
+            "size_bytes": spool.size_bytes(),
+        }
+    finally:
+        spool.close()
