@@ -33,9 +33,8 @@ def free_port() -> int:
 @contextmanager
 def serve(database_url: str, *, workers: int = 1, role: str = "ingest") -> Iterator[Served]:
     """Migrate the store, give it a team and a key, and serve it on loopback until exit."""
-    from carbon.store.teams import create_key, create_team
-
     from carbon.store import connect_store
+    from carbon.store.teams import create_key, create_team
 
     store = connect_store(database_url, migrate=True)
     with store.session() as session:
