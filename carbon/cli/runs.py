@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from carbon._format import format_duration, format_energy, format_mass_g
-from carbon.cli._common import echo_json, settings_and_store
+from carbon.cli._common import echo_json
+from carbon.settings import Settings, load_settings
+from carbon.store import open_store
 from carbon.store.queries import get_run, list_runs
 from carbon.store.summary import run_summary
 
-app = typer.Typer(help="List and inspect tracked runs.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from carbon.remote.client import ServerClient
+
+app = typer.Typer(
+    help="List and inspect tracked runs (the team server's, when CARBON_SERVER_URL is set).",
+    no_args_is_help=True,
+)
+
+
+@contextmanager
+def _server(settings: Settings) -> Iterator[ServerClient]:
+    """A client of the team server the agent reports to (the key must be read or admin)."""
+    from carbon.remote.client import ServerClient
+
+    client = ServerClient.from_settings(settings)
+    try:
+        yield client
+    finally:
+        client.close()
+
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (stable field names).")]
 
@@ -26,16 +49,24 @@ def list_command(
     """List runs, newest first."""
     if kind is not None and kind not in ("training", "inference"):
         raise typer.BadParameter(f"kind must be training or inference, not {kind!r}")
-    _, store = settings_and_store()
-    with store.session() as session:
-        summaries = [
-            run_summary(run) for run in list_runs(session, project=project, kind=kind, limit=limit)
-        ]
+    settings = load_settings()
+    if settings.remote:
+        with _server(settings) as client:
+            summaries = client.list_runs(project=project, kind=kind, limit=limit)
+        where = f"the server at {settings.server_url}"
+    else:
+        store = open_store(settings.resolved_database_url)
+        with store.session() as session:
+            summaries = [
+                run_summary(run)
+                for run in list_runs(session, project=project, kind=kind, limit=limit)
+            ]
+        where = store.display_url
     if as_json:
         echo_json(summaries)
         return
     if not summaries:
-        typer.echo(f"no runs yet in {store.display_url}: try `carbon demo`")
+        typer.echo(f"no runs yet in {where}: try `carbon demo`")
         return
     header = f"{'id':8}  {'project':14} {'name':22} {'kind':9} {'status':11} {'duration':>9} "
     header += f"{'energy':>10} {'CO2e':>9}  method"
@@ -56,9 +87,13 @@ def show_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Show one run: energy per component and how it was obtained, work and CO2e."""
-    _, store = settings_and_store()
-    with store.session() as session:
-        summary = run_summary(get_run(session, run_id))
+    settings = load_settings()
+    if settings.remote:
+        with _server(settings) as client:
+            summary = client.get_run(run_id)
+    else:
+        with open_store(settings.resolved_database_url).session() as session:
+            summary = run_summary(get_run(session, run_id))
     if as_json:
         echo_json(summary)
         return

@@ -147,6 +147,22 @@ class ServerClient:
         path = f"{API_PREFIX}/runs/{quote(run_id, safe='')}/heartbeat"
         return self._post(path, body, wire.RunStatusAck)
 
+    def list_runs(
+        self, *, project: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """The team's runs, newest first, in the JSON shape of ``carbon runs list --json``.
+
+        Raises:
+            StoreError: The server cannot be reached, refused the key (reading needs a key
+                with role read or admin) or answered something else.
+        """
+        params: dict[str, str | int] = {"limit": limit}
+        params.update({k: v for k, v in (("project", project), ("kind", kind)) if v})
+        data = self._get_json(f"{API_PREFIX}/runs", "the runs", params)
+        if not isinstance(data, list):
+            raise StoreError(f"the server at {self.base_url} answered the runs with no list")
+        return data
+
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The run as the server has it, in the JSON shape of ``carbon runs show --json``.
 
@@ -155,8 +171,15 @@ class ServerClient:
             StoreError: The server cannot be reached, refused the key (reading needs a key
                 with role read or admin) or answered something else.
         """
+        data = self._get_json(f"{API_PREFIX}/runs/{quote(run_id, safe='')}", f"run {run_id}")
+        if not isinstance(data, dict):
+            raise StoreError(f"the server at {self.base_url} answered run {run_id} with no JSON")
+        return data
+
+    def _get_json(self, path: str, what: str, params: dict[str, str | int] | None = None) -> Any:
+        """GET a read route and return its JSON, translating failures into carbon's errors."""
         try:
-            response = self._http.get(f"{API_PREFIX}/runs/{quote(run_id, safe='')}")
+            response = self._http.get(path, params=params)
         except httpx.HTTPError as exc:
             raise StoreError(
                 f"cannot reach the server at {self.base_url}: {_describe(exc)}"
@@ -169,19 +192,18 @@ class ServerClient:
                 "(CARBON_API_KEY)"
             )
         if code == 404:
-            raise RunNotFound(f"the server at {self.base_url} has no run {run_id}")
+            raise RunNotFound(f"the server at {self.base_url} has no {what}")
         if code != 200:
             raise StoreError(
-                f"the server at {self.base_url} could not give run {run_id} (HTTP {code}: "
+                f"the server at {self.base_url} could not give {what} (HTTP {code}: "
                 f"{_detail(response)})"
             )
         try:
-            data = response.json()
+            return response.json()
         except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise StoreError(f"the server at {self.base_url} answered run {run_id} with no JSON")
-        return data
+            raise StoreError(
+                f"the server at {self.base_url} answered {what} with no JSON"
+            ) from None
 
     def close(self) -> None:
         """Close the connection pool."""
