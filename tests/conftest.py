@@ -8,6 +8,7 @@ be reached the PostgreSQL cases skip, except in CI (``CI=true``), where they fai
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import uuid
@@ -44,7 +45,9 @@ TABLES = (
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _isolated_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[None]:
     """No test sees the developer's CARBON_* variables or home folder."""
     for key in list(os.environ):
         if key.startswith("CARBON_") and key != "CARBON_TEST_POSTGRES_URL":
@@ -52,6 +55,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     monkeypatch.setenv("CARBON_HOME", str(tmp_path / "carbon-home"))
     yield
     close_stores()
+    if {"store_url", "postgres_url"} & set(request.fixturenames):
+        # A database connection left open by the test is collected (and reported) here, in
+        # the test that leaked it, not in whichever test the collector happens to run in.
+        gc.collect()
 
 
 @pytest.fixture(scope="session")

@@ -119,13 +119,15 @@ def app_from_env() -> FastAPI:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: ServerState = app.state.server
     await run_in_threadpool(_check_schema, state.store)
-    upkeep = asyncio.create_task(_maintenance_loop(state), name="carbon-maintenance")
+    stop = asyncio.Event()
+    upkeep = asyncio.create_task(_maintenance_loop(state, stop), name="carbon-maintenance")
     try:
         yield
     finally:
-        upkeep.cancel()
-        with suppress(asyncio.CancelledError):
-            await upkeep
+        # Let a round in progress finish (it holds a connection in a worker thread) before
+        # the pool is closed; cancelling would leave that thread writing to a closed pool.
+        stop.set()
+        await upkeep
         state.store.dispose()
 
 
@@ -152,10 +154,10 @@ def _check_schema(store: Store) -> None:
         )
 
 
-async def _maintenance_loop(state: ServerState) -> None:
-    """At start (today's sample partition) and then every interval, the store's upkeep."""
+async def _maintenance_loop(state: ServerState, stop: asyncio.Event) -> None:
+    """At start (today's sample partition) and then every interval, until ``stop`` is set."""
     interval_s = state.settings.maintenance_interval_s
-    while True:
+    while not stop.is_set():
         try:
             interrupted = await run_in_threadpool(_maintain, state)
         except Exception:  # the server outlives a failed round; the next one tries again
@@ -164,7 +166,8 @@ async def _maintenance_loop(state: ServerState) -> None:
         if interrupted:
             state.metrics.runs_interrupted.inc(interrupted)
             log.info("marked %d silent run(s) interrupted", interrupted)
-        await asyncio.sleep(interval_s)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
 
 def _maintain(state: ServerState) -> int:
