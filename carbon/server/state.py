@@ -16,7 +16,7 @@ from carbon.server.limits import RateLimiter
 from carbon.server.metrics import ServerMetrics
 from carbon.settings import Settings
 from carbon.store import Store
-from carbon.store.ingest import RunContext
+from carbon.store.context import RunContext
 
 MAX_CACHED_CONTEXTS = 10_000
 """Ranks whose write facts are cached (about 1 kB each)."""

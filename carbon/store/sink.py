@@ -13,7 +13,8 @@ from typing import Any
 
 from carbon import wire
 from carbon.store import Store
-from carbon.store.ingest import RunContext, load_context, start_run, write_batch
+from carbon.store.context import RunContext, load_context, start_run
+from carbon.store.ingest import write_batch
 from carbon.store.lifecycle import finish_run
 from carbon.store.models import DEFAULT_TEAM_ID
 

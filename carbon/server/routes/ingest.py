@@ -22,7 +22,8 @@ from carbon.server.deps import IngestCallerDep, StateDep
 from carbon.server.errors import field_error
 from carbon.server.json_body import StrictJsonRoute
 from carbon.server.routes._common import API_PREFIX
-from carbon.store.ingest import load_context, start_run, write_batch
+from carbon.store.context import load_context, start_run
+from carbon.store.ingest import write_batch
 from carbon.store.lifecycle import finish_run, heartbeat
 
 FUTURE_SLACK_S = 600.0
