@@ -22,7 +22,8 @@ from carbon import wire
 from carbon.cli import app
 from carbon.errors import ConfigError, RunNotFound, StoreError
 from carbon.remote.client import OutcomeKind, ServerClient
-from carbon.remote.sender import SenderTiming, close_senders, sender_for
+from carbon.remote.sender import SenderTiming
+from carbon.remote.senders import close_senders, sender_for
 from carbon.remote.sink import HttpSink
 from carbon.remote.spool import BYTES_PER_MB, Spool
 from carbon.remote.sync import sync

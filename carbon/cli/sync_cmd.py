@@ -20,7 +20,7 @@ def sync_command(
     Exits 1 when records remain (the server is unreachable, the key was refused...); they
     stay in the spool for the next try.
     """
-    from carbon.remote.sender import close_senders
+    from carbon.remote.senders import close_senders
     from carbon.remote.sync import sync
 
     settings = load_settings()

@@ -12,7 +12,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from carbon import wire
-from carbon.remote.sender import Sender, SenderTiming, sender_for
+from carbon.remote.sender import Sender, SenderTiming
+from carbon.remote.senders import sender_for
 from carbon.settings import Settings
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from carbon.remote.client import remote_settings
-from carbon.remote.sender import SenderStats, SenderTiming, find_sender, sender_for
+from carbon.remote.sender import SenderStats, SenderTiming
+from carbon.remote.senders import find_sender, sender_for
 from carbon.settings import Settings
 
 if TYPE_CHECKING:
