@@ -10,7 +10,7 @@ row to its day.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -76,6 +76,17 @@ class SampleColumns:
     def __len__(self) -> int:
         return len(self.device_id)
 
+    def _columns(self) -> Iterator[tuple[int, float, float, float, float | None]]:
+        """Each sample's device id, offset, interval, energy and utilization."""
+        return zip(
+            self.device_id,
+            self.offset_s,
+            self.interval_s,
+            self.energy_j,
+            self.utilization,
+            strict=True,
+        )
+
     def rows(self) -> list[dict[str, Any]]:
         """The samples as row dictionaries (mean power included)."""
         started = self.started_at
@@ -90,72 +101,28 @@ class SampleColumns:
                 "power_w": energy_j / interval_s,
                 "utilization": utilization,
             }
-            for device_id, offset_s, interval_s, energy_j, utilization in zip(
-                self.device_id,
-                self.offset_s,
-                self.interval_s,
-                self.energy_j,
-                self.utilization,
-                strict=True,
-            )
+            for device_id, offset_s, interval_s, energy_j, utilization in self._columns()
         ]
 
     def copy_binary(self) -> bytes:
         """The samples as a complete ``COPY ... (FORMAT BINARY)`` stream."""
         run_id = self.run_id.encode()
-        head = f">hi{len(run_id)}s"
         # Each field is its length then its value; a NULL utilization is length -1 alone.
-        known = struct.Struct(head + "iiiqididididid").pack
-        unknown = struct.Struct(head + "iiiqididididi").pack
+        head = f">hi{len(run_id)}siiiqidididid"
+        known = struct.Struct(head + "id").pack
+        unknown = struct.Struct(head + "i").pack
         start_us = (self.started_at - _PG_EPOCH) // _ONE_US
-        rows = [
-            known(
-                8,
-                len(run_id),
-                run_id,
-                4,
-                device_id,
-                8,
-                start_us + round(offset_s * 1e6),
-                8,
-                offset_s,
-                8,
-                interval_s,
-                8,
-                energy_j,
-                8,
-                energy_j / interval_s,
-                8,
-                utilization,
+        rows = []
+        for device_id, offset_s, interval_s, energy_j, utilization in self._columns():
+            fields = (
+                *(8, len(run_id), run_id),
+                *(4, device_id),
+                *(8, start_us + round(offset_s * 1e6)),
+                *(8, offset_s, 8, interval_s, 8, energy_j, 8, energy_j / interval_s),
             )
-            if utilization is not None
-            else unknown(
-                8,
-                len(run_id),
-                run_id,
-                4,
-                device_id,
-                8,
-                start_us + round(offset_s * 1e6),
-                8,
-                offset_s,
-                8,
-                interval_s,
-                8,
-                energy_j,
-                8,
-                energy_j / interval_s,
-                -1,
+            rows.append(
+                unknown(*fields, -1) if utilization is None else known(*fields, 8, utilization)
             )
-            for device_id, offset_s, interval_s, energy_j, utilization in zip(
-                self.device_id,
-                self.offset_s,
-                self.interval_s,
-                self.energy_j,
-                self.utilization,
-                strict=True,
-            )
-        ]
         return b"".join([_SIGNATURE, *rows, _TRAILER])
 
 
