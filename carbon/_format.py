@@ -5,11 +5,31 @@ One place for the prefixes, so the CLI and the demo's table print the same figur
 
 from __future__ import annotations
 
+from carbon.units import J_PER_WH
+
 MISSING = "—"
 """An unknown value: never printed as 0, which would read as a measurement."""
 
 _ENERGY_PREFIXES = ((1e6, "MJ"), (1e3, "kJ"), (1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"))
 _PER_FLOP_PREFIXES = ((1e-6, "µJ"), (1e-9, "nJ"), (1e-12, "pJ"), (1e-15, "fJ"))
+_WH_PREFIXES = (
+    (1e9, "GWh"),
+    (1e6, "MWh"),
+    (1e3, "kWh"),
+    (1.0, "Wh"),
+    (1e-3, "mWh"),
+    (1e-6, "µWh"),
+)
+_POWER_PREFIXES = ((1e6, "MW"), (1e3, "kW"), (1.0, "W"), (1e-3, "mW"))
+_FLOPS_PREFIXES = (
+    (1e18, "EFLOP/s"),
+    (1e15, "PFLOP/s"),
+    (1e12, "TFLOP/s"),
+    (1e9, "GFLOP/s"),
+    (1e6, "MFLOP/s"),
+    (1e3, "kFLOP/s"),
+    (1.0, "FLOP/s"),
+)
 
 
 def _prefixed(value: float, prefixes: tuple[tuple[float, str], ...]) -> str:
@@ -28,6 +48,47 @@ def format_energy(energy_j: float | None) -> str:
     if energy_j == 0:
         return "0 J"
     return _prefixed(energy_j, _ENERGY_PREFIXES)
+
+
+def format_energy_wh(energy_j: float | None) -> str:
+    """Joules as watt-hours with a prefix and three significant digits (``1.23 kWh``).
+
+    Energy bills and grid figures are in watt-hours, so totals read better this way;
+    prefixes run from µWh to GWh (1 Wh = 3600 J).
+    """
+    if energy_j is None:
+        return MISSING
+    if energy_j == 0:
+        return "0 Wh"
+    return _prefixed(energy_j / J_PER_WH, _WH_PREFIXES)
+
+
+def format_power(power_w: float | None) -> str:
+    """Watts with a prefix (mW, W, kW, MW) and three significant digits (``312 W``)."""
+    if power_w is None:
+        return MISSING
+    if power_w == 0:
+        return "0 W"
+    return _prefixed(power_w, _POWER_PREFIXES)
+
+
+def format_share(fraction: float | None) -> str:
+    """A fraction as a percentage with one decimal (``0.4213`` -> ``42.1 %``).
+
+    A value that rounds to zero prints ``0.0 %``, never ``-0.0 %``.
+    """
+    if fraction is None:
+        return MISSING
+    return f"{round(fraction * 100, 1) + 0.0:.1f} %"
+
+
+def format_flops_per_s(flops_per_s: float | None) -> str:
+    """A FLOP rate with a prefix from k to E and three significant digits (``312 TFLOP/s``)."""
+    if flops_per_s is None:
+        return MISSING
+    if flops_per_s == 0:
+        return "0 FLOP/s"
+    return _prefixed(flops_per_s, _FLOPS_PREFIXES)
 
 
 def format_j_per_flop(j_per_flop: float | None) -> str:

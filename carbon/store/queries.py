@@ -24,7 +24,7 @@ RUN_ID_CHARS = 32
 """Length of a full run id (32 hex digits)."""
 
 
-def _runs(team_id: int | None) -> Select[Run]:
+def runs_query(team_id: int | None) -> Select[Run]:
     """Runs with their project and devices loaded, of one team or of all."""
     query = select(Run).options(selectinload(Run.project), selectinload(Run.devices))
     return query if team_id is None else query.where(Run.team_id == team_id)
@@ -55,7 +55,7 @@ def list_runs(
         limit: At most this many runs; ``None`` for all.
         team_id: Only runs of this team; ``None`` for every team (the local CLI).
     """
-    query = _runs(team_id).order_by(Run.started_at.desc(), Run.id)
+    query = runs_query(team_id).order_by(Run.started_at.desc(), Run.id)
     if project is not None:
         query = query.join(Run.project).where(Project.name == project)
     if kind is not None:
@@ -82,7 +82,7 @@ def get_run(session: Session, run_id: str, *, team_id: int | None = None) -> Run
         RunNotFound: No run, or several runs, match.
     """
     needle = run_id.strip().lower()
-    base = _runs(team_id)
+    base = runs_query(team_id)
     run = session.scalars(base.where(Run.id == needle)).first()
     if run is not None:
         return run
@@ -107,7 +107,7 @@ def runs_by_ids(
     """
     needles = [run_id.strip().lower() for run_id in run_ids]
     full = {needle for needle in needles if len(needle) == RUN_ID_CHARS}
-    found = {run.id: run for run in session.scalars(_runs(team_id).where(Run.id.in_(full)))}
+    found = {run.id: run for run in session.scalars(runs_query(team_id).where(Run.id.in_(full)))}
     return [
         found[needle] if needle in found else get_run(session, needle, team_id=team_id)
         for needle in needles

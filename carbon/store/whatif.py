@@ -47,7 +47,12 @@ class WhatIf:
 
 
 def whatif(
-    session: Session, run_id: str, regions: Sequence[str], *, pue: float | None = None
+    session: Session,
+    run_id: str,
+    regions: Sequence[str],
+    *,
+    pue: float | None = None,
+    team_id: int | None = None,
 ) -> list[WhatIf]:
     """CO2e of a run in each of ``regions``.
 
@@ -56,12 +61,13 @@ def whatif(
         run_id: The run (a unique prefix of 6+ characters will do).
         regions: Regions in any syntax the region parser accepts.
         pue: The PUE to apply; by default a cloud region's published PUE, else the run's.
+        team_id: Look only among this team's runs; ``None`` looks at every team's.
 
     Raises:
         RunNotFound: No such run.
         ConfigError: A region is unknown (with close matches) or the PUE is invalid.
     """
-    run = get_run(session, run_id)
+    run = get_run(session, run_id, team_id=team_id)
     hours = energy_by_hour(session, run.id)
     results = []
     for text in regions:

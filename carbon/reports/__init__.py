@@ -1,0 +1,1 @@
+"""Statements built from stored runs: exports a reviewer can load and check."""
