@@ -73,13 +73,17 @@ def format_power(power_w: float | None) -> str:
 
 
 def format_share(fraction: float | None) -> str:
-    """A fraction as a percentage with one decimal (``0.4213`` -> ``42.1 %``).
+    """A fraction as a percentage (``0.4213`` -> ``42.1 %``).
 
-    A value that rounds to zero prints ``0.0 %``, never ``-0.0 %``.
+    One decimal from 1 % on; below, two significant digits (``0.00013`` -> ``0.013 %``), so
+    a small MFU or saving never reads as zero. Only zero prints ``0.0 %``.
     """
     if fraction is None:
         return MISSING
-    return f"{round(fraction * 100, 1) + 0.0:.1f} %"
+    percent = fraction * 100
+    if percent != 0 and abs(round(percent, 1)) < 1:
+        return f"{percent:.2g} %"
+    return f"{round(percent, 1) + 0.0:.1f} %"
 
 
 def format_flops_per_s(flops_per_s: float | None) -> str:

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
             per-minute aggregates and dropped; ``None`` keeps them all.
         maintenance_interval_s: Server: how often it marks silent runs and applies retention.
         metrics_token: Server: bearer token ``/metrics`` asks for; ``None`` leaves it open.
+        session_secret: Server: key that signs dashboard login cookies; give the same one
+            to every replica. ``None``: a random one per start, so logins end on restart.
     """
 
     model_config = SettingsConfigDict(
@@ -105,6 +107,7 @@ class Settings(BaseSettings):
     sample_retention_days: int | None = Field(default=None, ge=1)
     maintenance_interval_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
     metrics_token: SecretStr | None = None
+    session_secret: SecretStr | None = Field(default=None, min_length=32)
 
     @field_validator("server_url")
     @classmethod

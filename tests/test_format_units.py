@@ -76,12 +76,17 @@ def test_format_power_picks_a_prefix(power_w: float | None, text: str) -> None:
         (1.0, "100.0 %"),
         (1.25, "125.0 %"),
         (-0.25, "-25.0 %"),
-        (0.0004, "0.0 %"),
-        (-0.0004, "0.0 %"),  # rounds to zero: no "-0.0 %"
-        (-0.0006, "-0.1 %"),
+        (0.0004, "0.04 %"),
+        (-0.0004, "-0.04 %"),
+        (0.000127, "0.013 %"),  # small shares keep two significant digits, never "0.0 %"
+        (0.00999, "1.0 %"),
+        (0.0094, "0.94 %"),
+        (-0.0006, "-0.06 %"),
     ],
 )
-def test_format_share_is_a_percentage_with_one_decimal(fraction: float | None, text: str) -> None:
+def test_format_share_is_a_percentage_never_rounded_to_zero(
+    fraction: float | None, text: str
+) -> None:
     assert format_share(fraction) == text
 
 

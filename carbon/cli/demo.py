@@ -27,6 +27,16 @@ def demo(
             "on a machine without one.",
         ),
     ] = False,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Then serve the dashboard on the demo's runs (on loopback) until Ctrl-C.",
+        ),
+    ] = False,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port of the dashboard with --serve.")
+    ] = 8000,
 ) -> None:
     """Train a small model on scikit-learn's digits and compare compressed inference."""
     from carbon.demo import run_demo
@@ -34,3 +44,8 @@ def demo(
 
     settings = load_settings(region=region, simulate_gpus=1 if simulate_gpu else None)
     run_demo(settings, epochs=epochs, inference_s=inference_s, echo=typer.echo)
+    if serve:
+        from carbon.cli.serve import serve as serve_command
+
+        typer.echo("")
+        serve_command(host="127.0.0.1", port=port, workers=1)

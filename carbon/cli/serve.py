@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import shutil
 import tempfile
 from typing import Annotated
@@ -28,6 +29,9 @@ from carbon.errors import ConfigError
 from carbon.settings import load_settings
 from carbon.store import connect_store
 from carbon.store.teams import count_active_keys
+
+SESSION_SECRET_ENV = "CARBON_SESSION_SECRET"
+"""The setting that signs dashboard logins; set for the workers when the user did not."""
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 """Host names that mean this machine only."""
@@ -60,6 +64,14 @@ def needs_keys(*, host: str, sqlite: bool, active_keys: int) -> bool:
     return not (loopback and sqlite and active_keys == 0)
 
 
+def dashboard_url(host: str, port: int) -> str:
+    """The address to open in a browser: a wildcard host is reached on loopback."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
@@ -67,7 +79,7 @@ def serve(
         int, typer.Option(min=1, max=64, help="Worker processes (each with its own caches).")
     ] = 1,
 ) -> None:
-    """Serve the team server's API (/api/v1, /healthz, /metrics, /docs) on the store."""
+    """Serve the dashboard (/) and the team server's API (/api/v1, /healthz, /metrics, /docs)."""
     import uvicorn
 
     from carbon.server.app import MULTIPROC_DIR_ENV, REQUIRE_AUTH_ENV, create_app
@@ -84,6 +96,7 @@ def serve(
     require_auth = needs_keys(host=host, sqlite=sqlite, active_keys=active_keys)
     mode = "API keys required" if require_auth else "local mode: no key needed"
     typer.echo(f"carbon server on http://{host}:{port} over {display_url} ({mode})", err=True)
+    typer.echo(f"dashboard: open {dashboard_url(host, port)}", err=True)
     if require_auth and active_keys == 0:
         typer.secho(
             "warning: no API key exists yet, so every request will be refused: "
@@ -98,6 +111,8 @@ def serve(
     metrics_dir = tempfile.mkdtemp(prefix="carbon-metrics-")
     os.environ[REQUIRE_AUTH_ENV] = "1" if require_auth else "0"
     os.environ[MULTIPROC_DIR_ENV] = metrics_dir
+    # Every worker must sign and check dashboard logins with the same secret.
+    os.environ.setdefault(SESSION_SECRET_ENV, secrets.token_urlsafe(48))
     try:
         uvicorn.run(
             "carbon.server.app:app_from_env",

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException, status
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
@@ -89,9 +90,34 @@ def create_app(
     install_error_handlers(app, state.metrics.record_rejected_batch)
     for router in (*API_ROUTERS, *OPEN_ROUTERS):
         app.include_router(router)
+    _mount_dashboard(app, state)
     app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_body_mb * BYTES_PER_MB))
     app.add_middleware(RequestMetrics, metrics=state.metrics)  # outermost: counts 413s too
     return app
+
+
+def _mount_dashboard(app: FastAPI, state: ServerState) -> None:
+    """Serve the Dash dashboard at ``/``, after the API's routes so they keep precedence.
+
+    Dash runs on Flask (WSGI); a2wsgi runs it in a thread pool beside the event loop, so
+    a slow page never holds up ingest. Unknown paths under ``/api/`` answer a JSON 404
+    rather than the dashboard's page.
+    """
+    from a2wsgi import WSGIMiddleware
+
+    from dashboard.app import create_dashboard
+
+    @app.api_route("/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    async def unknown_api_path(path: str) -> None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no API route /api/{path}")
+
+    secret = state.settings.session_secret
+    dashboard = create_dashboard(
+        state.store,
+        require_auth=state.require_auth,
+        secret=secret.get_secret_value() if secret is not None else secrets.token_urlsafe(48),
+    )
+    app.mount("/", WSGIMiddleware(dashboard.server))  # type: ignore[arg-type]
 
 
 def app_from_env() -> FastAPI:
