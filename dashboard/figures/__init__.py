@@ -1,0 +1,1 @@
+"""Pure functions that turn rows from the query layer into Plotly figures."""
