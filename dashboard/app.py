@@ -60,7 +60,7 @@ def create_dashboard(store: Store, *, require_auth: bool, secret: str) -> Dash:
     dash_callbacks.GLOBAL_CALLBACK_LIST.clear()
     dash_callbacks.GLOBAL_CALLBACK_MAP.clear()
     app = Dash(
-        "carbon",
+        "dashboard",  # pages then load as dashboard.pages.<name>
         server=server,  # type: ignore[arg-type]  # Dash types a Flask server as a callable
         use_pages=True,
         pages_folder=str(PAGES_FOLDER),
