@@ -86,7 +86,8 @@ class PowerSource(Protocol):
     """A backend that reads energy for the devices of one component.
 
     A source may also have a ``min_read_interval_s`` attribute: the sampler then reads it
-    no more often than that between window edges (the edges always read every source).
+    no more often than that between edges (the edges of the run, of windows and of the
+    intervals stored as samples always read every source).
     Estimates evaluated from ``/proc`` use it, as a model gains nothing from 10 Hz.
 
     A source may also have a ``settle(clock, sleep)`` method, which the sampler calls just

@@ -132,15 +132,7 @@ class Sampler:
     def _loop(self) -> None:
         next_tick = self.t0 + self.period_s
         while not self._stop.wait(max(0.0, next_tick - self.clock())):
-            with self._lock:
-                now = self.clock()
-                self._read_all(now)
-                due = now - self.t0 - self.ledger.open_since_s
-                closed = (
-                    self.ledger.close_interval(now)
-                    if due >= PERSIST_INTERVAL_S - self.period_s / 2
-                    else None
-                )
+            now, closed = self.tick()
             if closed is not None:
                 try:
                     self.on_interval(closed)
@@ -150,12 +142,29 @@ class Sampler:
             if next_tick < now:  # fell behind (suspended, overloaded): skip missed ticks
                 next_tick = now + self.period_s
 
+    def tick(self) -> tuple[float, list[IntervalEnergy] | None]:
+        """Take one scheduled reading; close the interval when one is due.
+
+        Returns:
+            The time of the reading (monotonic seconds), and the closed interval's energy
+            per device, or ``None`` when no interval was due.
+        """
+        with self._lock:
+            now = self.clock()
+            due = now - self.t0 - self.ledger.open_since_s >= PERSIST_INTERVAL_S - self.period_s / 2
+            # Closing an interval reads every source, also those read less often (the CPU
+            # and RAM models): otherwise their energy since their last read would land in
+            # the next interval, and the last, short one would get up to a second of it (a
+            # 7 ms interval read as 2.7 kW).
+            self._read_all(now, edge=due)
+            return now, (self.ledger.close_interval(now) if due else None)
+
     def _read_all(self, now: float, *, edge: bool = False) -> None:
         """Read the sources; between edges, skip those read less than their interval ago.
 
         A source may declare ``min_read_interval_s`` (a model evaluated from ``/proc``
         needs no 10 Hz); its cumulative energy simply advances at its next read. Edges of
-        the run and of windows read every source.
+        the run, of windows and of stored intervals read every source.
         """
         for i, source in enumerate(self.sources):
             if not self._active[i]:
