@@ -123,7 +123,7 @@ def test_a_silent_run_is_interrupted_keeping_its_data_and_may_still_end(store_ur
         assert (run.status, rank.status, run.error) == ("completed", "completed", None)
 
 
-def test_retention_rolls_old_samples_up_by_minute_and_keeps_totals(store_url: str) -> None:
+def test_retention_removes_old_samples_whose_minutes_keep_their_energy(store_url: str) -> None:
     store = open_store(store_url)
     now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     old = datetime(2026, 10, 1, 10, 0, 30, tzinfo=UTC)  # 52 days before
@@ -135,7 +135,7 @@ def test_retention_rolls_old_samples_up_by_minute_and_keeps_totals(store_url: st
     settings = load_settings(database_url=store_url, sample_retention_days=30)
     report = run_maintenance(store, settings, now=now)
     assert report.retention is not None
-    assert report.retention.samples_rolled_up == 180
+    assert report.retention.samples_removed == 180
     assert report.retention.cutoff == datetime(2026, 10, 23, tzinfo=UTC)
     with store.session() as session:
         assert session.scalar(select(func.count()).select_from(Sample)) == 0
@@ -169,9 +169,11 @@ def test_retention_does_not_touch_samples_inside_the_period(store_url: str) -> N
     report = run_maintenance(store, load_settings(database_url=store_url, sample_retention_days=1))
     assert report.retention is not None
     with store.session() as session:
-        kept = session.scalar(select(func.count()).select_from(Sample))
-        minutes = session.scalar(select(func.count()).select_from(SampleMinute))
-    assert (report.retention.samples_rolled_up, kept, minutes) == (0, 20, 0)
+        kept = session.scalar(select(func.sum(Sample.energy_j)))
+        minutes = session.scalar(select(func.sum(SampleMinute.energy_j)))
+    assert report.retention.samples_removed == 0
+    assert kept == pytest.approx(10 * (100.0 + 200.0))  # 10 s of the two devices
+    assert minutes == pytest.approx(kept)
 
 
 @pytest.mark.postgres

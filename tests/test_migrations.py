@@ -175,7 +175,76 @@ def test_upgrade_from_0001_keeps_runs(tmp_path: Path) -> None:
             text("SELECT team.name FROM run JOIN team ON team.id = run.team_id")
         ).scalar()
         revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        minutes = connection.execute(
+            text("SELECT minute, energy_j, samples, power_min_w, power_max_w FROM sample_minute")
+        ).all()
     check.dispose()
+    # 0004 counts the stored samples in their minutes.
+    assert [tuple(m) for m in minutes] == [("2026-01-01 00:00:00.000000", 123.0, 1, 123.0, 123.0)]
     assert tuple(row) == (123.0, 0)
     assert (sample_j, device_j, team) == (123.0, 123.0, "default")
     assert revision == HEAD_REVISION
+
+
+@pytest.mark.postgres
+def test_upgrade_to_0004_counts_stored_samples_in_their_minutes(postgres_url: str) -> None:
+    from carbon.store.engine import create_store_engine
+    from carbon.store.migrate import upgrade
+
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("CREATE SCHEMA IF NOT EXISTS at_0003"))
+    url = postgres_url + "?options=-csearch_path%3Dat_0003"
+    engine = create_store_engine(url)
+    try:
+        upgrade(engine, "0003")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO project (id, team_id, name, created_at) VALUES (1, 1, 'p', now())"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO run (id, project_id, team_id, name, kind, status, started_at, "
+                    "host, hardware, compression, tags, metrics, warnings, sample_hz, "
+                    "carbon_version, simulated, world_size, steps, pue, intensity_fallback) "
+                    "VALUES ('r', 1, 1, 'n', "
+                    "'training', 'completed', now(), 'h', '{}', '{}', '{}', '{}', '[]', 10, "
+                    "'0.1.0', false, 1, 0, 1.0, false)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO device (id, run_id, rank, position, component, name, method, "
+                    "provenance, detail, energy_j) VALUES (7, 'r', 0, 0, 'gpu', 'g', 'c', "
+                    "'measured', 'd', 0)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO sample (run_id, device_id, t, offset_s, interval_s, energy_j, "
+                    "power_w, utilization) VALUES "
+                    "('r', 7, '2026-01-01 10:00:59+00', 59, 1, 100, 100, 0.5), "
+                    "('r', 7, '2026-01-01 10:01:00+00', 60, 1, 300, 300, NULL), "
+                    "('r', 7, '2026-01-01 10:01:30+00', 90, 1, 200, 200, 1.0)"
+                )
+            )
+        upgrade(engine, "head")
+        with engine.connect() as connection:
+            minutes = connection.execute(
+                text(
+                    "SELECT to_char(minute AT TIME ZONE 'UTC', 'HH24:MI'), energy_j, samples, "
+                    "power_min_w, power_max_w, utilization_sum, utilization_count "
+                    "FROM sample_minute ORDER BY minute"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text("DROP SCHEMA at_0003 CASCADE"))
+        admin.dispose()
+    assert [tuple(m) for m in minutes] == [
+        ("10:00", 100.0, 1, 100.0, 100.0, 0.5, 1),
+        ("10:01", 500.0, 2, 200.0, 300.0, 1.0, 1),
+    ]

@@ -286,7 +286,30 @@ def test_a_run_without_samples_has_empty_series(store_url: str) -> None:
     assert total_power(series) == ([], [])
 
 
-def test_rolled_up_samples_count_in_wide_buckets(store_url: str) -> None:
+def test_a_long_run_is_drawn_from_its_minutes(store_url: str) -> None:
+    store = open_store(store_url)
+    _write_run(store, 7200)  # two hours in 100 points: buckets wider than a minute
+    series = _series(store, max_points=100)
+    gpu, cpu = series.devices
+    assert series.width_s == 100.0
+    # Read from the minutes (2 devices x 121, the run starts mid-minute), not 14,400 samples.
+    assert series.source_rows == 2 * 121
+    assert math.fsum(gpu.energy_j) == pytest.approx(_gpu_j(0, 7200), rel=1e-12)
+    assert math.fsum(cpu.energy_j) == pytest.approx(_cpu_j(0, 7200), rel=1e-12)
+    assert gpu.power_w == pytest.approx([GPU_W] * 72)
+    assert gpu.power_min_w == gpu.power_max_w == pytest.approx([GPU_W] * 72)
+    assert gpu.utilization == pytest.approx([GPU_UTILIZATION] * 72)
+    assert cpu.utilization == [None] * 72
+    # The CPU's power ramps: each bucket's range holds its mean.
+    for low, mean, high in zip(cpu.power_min_w, cpu.power_w, cpu.power_max_w, strict=True):
+        assert low is not None
+        assert high is not None
+        assert low <= mean <= high
+    zoomed = _series(store, start_s=600.0, end_s=1600.0, max_points=1000)  # the samples again
+    assert (zoomed.width_s, zoomed.source_rows) == (1.0, 2 * 1000)
+
+
+def test_a_window_reaching_removed_samples_is_drawn_from_minutes(store_url: str) -> None:
     store = open_store(store_url)
     # 40 minutes across a midnight; retention keeps the samples from midnight on.
     started = datetime(2026, 10, 1, 23, 40, 45, tzinfo=UTC)
@@ -295,28 +318,28 @@ def test_rolled_up_samples_count_in_wide_buckets(store_url: str) -> None:
         report = apply_retention(
             connection, keep_days=29, now=datetime(2026, 10, 31, 12, 0, tzinfo=UTC)
         )
-    assert report.samples_rolled_up == 2 * 1154  # ends up to 19:15 after the start
+    assert report.samples_removed == 2 * 1154  # ends up to 19:15 after the start
     series = _series(store)
     assert series.width_s == 100.0  # at least a minute, so no bucket holds part of one
     gpu, cpu = series.devices
     assert gpu.start_s == [100.0 * k for k in range(24)]
-    assert series.source_rows == 2 * (20 + 2400 - 1154)  # 20 minutes rolled up, the rest raw
+    assert series.source_rows == 2 * 41  # minutes 23:40 to 00:20 of each device
     assert math.fsum(gpu.energy_j) == pytest.approx(_gpu_j(0, 2400), rel=1e-12)
     assert math.fsum(cpu.energy_j) == pytest.approx(_cpu_j(0, 2400), rel=1e-12)
     assert gpu.power_w == pytest.approx([GPU_W] * 24)  # energy over covered seconds
-    for k, start_s in enumerate(gpu.start_s):
-        rolled_only = start_s + 100 <= 1100  # the last rolled minute's middle is at 1125 s
-        assert (gpu.power_min_w[k] is None) is rolled_only
-        assert (gpu.utilization[k] is None) is rolled_only
-        if start_s >= 1200:
-            assert gpu.power_min_w[k] == gpu.power_max_w[k] == pytest.approx(GPU_W)
-    # Zoomed where nothing is rolled up, the buckets are fine again.
+    assert gpu.power_min_w == gpu.power_max_w == pytest.approx([GPU_W] * 24)
+    # Zoomed where the samples are kept, the buckets are fine again.
     raw = _series(store, start_s=1300.0, end_s=2400.0)
     assert (raw.width_s, len(raw.devices[1].start_s)) == (1.0, 1100)
     assert math.fsum(raw.devices[1].energy_j) == pytest.approx(_cpu_j(1300, 2400), rel=1e-12)
+    # Zoomed into the removed part, the minutes stand in (23:42 to 23:51, their middles
+    # between 100 and 700 s), a minute wide at least.
+    old = _series(store, start_s=100.0, end_s=700.0)
+    assert old.width_s == 100.0
+    assert math.fsum(old.devices[0].energy_j) == pytest.approx(_gpu_j(75, 675), rel=1e-12)
 
 
-def test_roll_up_minutes_outside_the_run_stay_in_its_buckets(store_url: str) -> None:
+def test_minutes_outside_the_run_stay_in_its_buckets(store_url: str) -> None:
     store = open_store(store_url)
     # Minutes 10:00 to 10:09 hold a run of 10:00:45 to 10:09:05: both ends stick out.
     _write_run(store, 500, started_at=datetime(2026, 10, 1, 10, 0, 45, tzinfo=UTC))
@@ -326,7 +349,7 @@ def test_roll_up_minutes_outside_the_run_stay_in_its_buckets(store_url: str) -> 
     gpu, cpu = series.devices
     assert (series.width_s, series.source_rows) == (100.0, 2 * 10)
     assert gpu.start_s == cpu.start_s == [0.0, 100.0, 200.0, 300.0, 400.0]
-    assert gpu.power_min_w == gpu.power_max_w == gpu.utilization == [None] * 5
+    assert gpu.utilization == pytest.approx([GPU_UTILIZATION] * 5)
     assert math.fsum(gpu.energy_j) == pytest.approx(_gpu_j(0, 500), rel=1e-12)
     assert math.fsum(cpu.energy_j) == pytest.approx(_cpu_j(0, 500), rel=1e-12)
     assert gpu.power_w == pytest.approx([GPU_W] * 5)

@@ -89,7 +89,7 @@ def test_serve_answers_health_and_decides_about_keys(store_url: str, tmp_path: P
     sqlite = store_url.startswith("sqlite")
     with serving(store_url, tmp_path) as (url, log):
         health = httpx.get(f"{url}/healthz").json()
-        assert health == {"status": "ok", "database": "ok", "revision": "0003"}
+        assert health == {"status": "ok", "database": "ok", "revision": "0004"}
         start = run_start()
         answer = httpx.post(f"{url}/api/v1/runs", json=body(start))
         assert answer.status_code == (201 if sqlite else 401)

@@ -66,7 +66,7 @@ def maintain_command() -> None:
     else:
         retention = report.retention
         typer.echo(
-            f"retention: {retention.samples_rolled_up} sample(s) before "
-            f"{retention.cutoff:%Y-%m-%d} rolled up by minute; partitions dropped: "
+            f"retention: {retention.samples_removed} sample(s) before "
+            f"{retention.cutoff:%Y-%m-%d} removed (their minutes keep them); partitions dropped: "
             f"{', '.join(retention.partitions_dropped) or 'none'}"
         )

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Table, bindparam, func, insert, select, updat
 from carbon import wire
 from carbon.store.bulk import SampleColumns, insert_samples
 from carbon.store.context import RunContext, insert_ignore
+from carbon.store.minutes import add_minutes, minute_rows
 from carbon.store.models import BatchReceipt, Device, Run, RunRank, Window, Work
 from carbon.store.pricing import add_energy_hours, energy_hour_rows
 
@@ -115,6 +116,7 @@ def write_batch(connection: Connection, context: RunContext, batch: wire.Batch) 
         key = (context.components[position], context.device_names[position])
         energy_by_device[key] = energy_by_device.get(key, 0.0) + energy_j
     insert_samples(connection, samples)
+    add_minutes(connection, minute_rows(batch.run_id, started, device_ids, batch))
     add_energy_hours(connection, energy_hour_rows(batch.run_id, batch.rank, started, batch))
     if batch.work_offset_s:
         connection.execute(

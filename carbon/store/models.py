@@ -272,7 +272,13 @@ class Sample(Base):
 
 
 class SampleMinute(Base):
-    """Energy of one device over one UTC minute, rolled up from samples past retention."""
+    """One device's samples over one UTC minute, kept current as batches are stored.
+
+    Every sample counts in its minute (by the minute of its end, ``t``), so a device's
+    minutes add up to its energy, a long run's power is drawn from 1/60 of its rows, and
+    retention removes old samples without losing their energy. Minutes summed before
+    revision 0004, by retention, have no power range or utilization.
+    """
 
     __tablename__ = "sample_minute"
     __table_args__ = (Index("ix_sample_minute_run_time", "run_id", "minute"),)
@@ -285,6 +291,10 @@ class SampleMinute(Base):
     energy_j: Mapped[float] = mapped_column(Float)
     interval_s: Mapped[float] = mapped_column(Float)
     samples: Mapped[int] = mapped_column(Integer)
+    power_min_w: Mapped[float | None] = mapped_column(Float)
+    power_max_w: Mapped[float | None] = mapped_column(Float)
+    utilization_sum: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    utilization_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Work(Base):

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from carbon.errors import RunNotFound
-from carbon.store.models import Device, Project, Run, RunEnergyHour, Sample, SampleMinute
+from carbon.store.models import Device, Project, Run, RunEnergyHour, SampleMinute
 
 MIN_ID_PREFIX = 6
 """Shortest run-id prefix accepted where a full id is expected."""
@@ -184,20 +184,17 @@ def region_totals(session: Session, *, team_id: int | None = None) -> list[dict[
 
 
 def sample_energy_by_device(session: Session, run_id: str) -> dict[int, float]:
-    """Sum of the stored samples' energy per device id of a run (for checks and reports).
+    """The stored per-second energy of a run, summed per device id (for checks and reports).
 
-    Samples past retention count through their per-minute roll-ups.
+    Read from the devices' minutes, which every stored sample counts in, so samples removed
+    by retention still count.
     """
-    totals: dict[int, float] = {}
-    for table in (Sample, SampleMinute):
-        rows = session.execute(
-            select(table.device_id, func.sum(table.energy_j))
-            .where(table.run_id == run_id)
-            .group_by(table.device_id)
-        )
-        for device_id, energy_j in rows:
-            totals[device_id] = totals.get(device_id, 0.0) + float(energy_j)
-    return totals
+    rows = session.execute(
+        select(SampleMinute.device_id, func.sum(SampleMinute.energy_j))
+        .where(SampleMinute.run_id == run_id)
+        .group_by(SampleMinute.device_id)
+    )
+    return {device_id: float(energy_j) for device_id, energy_j in rows}
 
 
 def energy_by_hour(db: Session | Connection, run_id: str) -> dict[datetime, float]:

@@ -9,10 +9,14 @@ Where a row goes: a sample's ``offset_s`` is the *end* of its interval, in secon
 run's start (:class:`carbon.wire.Batch`), so a sample counts in the bucket holding its
 interval's middle, ``offset_s - interval_s / 2``, and never lands a bucket late. Bucket
 ``k`` covers ``[k * width_s, (k + 1) * width_s)`` from the run's start whatever the window,
-so zooming and panning keep the edges where they were. Samples past retention count through
-their per-minute roll-ups (:mod:`carbon.store.retention`), placed at their minute's middle:
-their buckets have no minimum or maximum power, and are a minute wide at least (100 s).
-A row outside the run (a roll-up minute begun before it) joins its first or last bucket.
+so zooming and panning keep the edges where they were.
+
+Where rows come from: buckets of a minute or wider are summed from the devices' minutes
+(``sample_minute``, kept current as batches are stored, 1/60 of the samples, each with its
+power range and utilization), placed at their minute's middle; narrower buckets from the
+samples themselves. A window that reaches samples retention removed is drawn from minutes
+too, at 100 s or wider. A row outside the run (a minute begun before it) joins its first or
+last bucket.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Integer, Row, cast, func, null, select, text, union_all
+from sqlalchemy import ColumnElement, Float, Integer, Row, cast, func, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from carbon.errors import ConfigError
@@ -142,12 +146,17 @@ def power_series(
     run = get_run(session, run_id, team_id=team_id)
     span_s = max(run.duration_s or 0.0, 0.0)
     low_s, high_s = _clip_window(start_s, end_s, span_s)
-    min_width_s = MIN_WIDTH_S
-    fine = bucket_width_s(high_s - low_s, max_points) < ROLLUP_MIN_WIDTH_S
-    if fine and _has_rollups(session, run, low_s, high_s):
-        min_width_s = ROLLUP_MIN_WIDTH_S
-    width_s, first, stop, run_buckets = _layout(span_s, low_s, high_s, max_points, min_width_s)
-    rows = _execute(session, _bucket_query(session, run, width_s, first, stop, run_buckets))
+    width_s, first, stop, run_buckets = _layout(span_s, low_s, high_s, max_points, MIN_WIDTH_S)
+    if width_s < ROLLUP_MIN_WIDTH_S and _reaches_removed_samples(session, run, low_s, high_s):
+        width_s, first, stop, run_buckets = _layout(
+            span_s, low_s, high_s, max_points, ROLLUP_MIN_WIDTH_S
+        )
+    query = (
+        _minute_query(session, run, width_s, first, stop, run_buckets)
+        if width_s >= ROLLUP_MIN_WIDTH_S
+        else _sample_query(session, run, width_s, first, stop, run_buckets)
+    )
+    rows = _execute(session, query)
     buckets = _gather(rows, run_buckets)
     return RunSeries(
         run_id=run.id,
@@ -217,65 +226,109 @@ def _clip_window(start_s: float | None, end_s: float | None, span_s: float) -> t
     return low_s, high_s
 
 
-def _has_rollups(session: Session, run: Run, low_s: float, high_s: float) -> bool:
-    """Whether roll-up minutes lie in or near the window (one probe of the index)."""
+def _reaches_removed_samples(session: Session, run: Run, low_s: float, high_s: float) -> bool:
+    """Whether the window reaches minutes whose samples retention removed (two index probes).
+
+    Retention removes whole days, so such minutes are those before the run's first stored
+    sample (all of them when none is left).
+    """
     margin_s = 2 * _MINUTE_S  # a minute, plus the widening to buckets under a minute
+    first_sample = session.scalar(select(func.min(Sample.t)).where(Sample.run_id == run.id))
+    window_end = run.started_at + timedelta(seconds=high_s + margin_s)
+    before = window_end if first_sample is None else min(window_end, first_sample)
     query = select(SampleMinute.minute).where(
         SampleMinute.run_id == run.id,
         SampleMinute.minute >= run.started_at + timedelta(seconds=low_s - margin_s),
-        SampleMinute.minute < run.started_at + timedelta(seconds=high_s + margin_s),
+        SampleMinute.minute < before.replace(second=0, microsecond=0),
     )
     return session.execute(query.limit(1)).first() is not None
 
 
-def _bucket_query(
-    session: Session, run: Run, width_s: float, first: int, stop: int, run_buckets: int
-) -> Any:
-    """One ``GROUP BY`` over the run's samples and roll-ups in buckets ``first`` to ``stop``."""
-    postgres = session.get_bind().dialect.name == "postgresql"
-    low_s, high_s = first * width_s, stop * width_s
-    at_start, at_end = first == 0, stop == run_buckets  # open ends: rows outside the run too
+class _Buckets:
+    """How rows are numbered into the buckets ``first`` to ``stop`` of a bucket query."""
 
-    def bucket(middle_s: ColumnElement[float]) -> tuple[ColumnElement[Any], list[Any]]:
+    def __init__(
+        self, session: Session, width_s: float, first: int, stop: int, run_buckets: int
+    ) -> None:
+        self.postgres = session.get_bind().dialect.name == "postgresql"
+        self.width_s = width_s
+        self.low_s, self.high_s = first * width_s, stop * width_s
+        # Open ends: rows outside the run count in its first or last bucket.
+        self.at_start, self.at_end = first == 0, stop == run_buckets
+
+    def index(self, middle_s: ColumnElement[float]) -> tuple[ColumnElement[Any], list[Any]]:
+        """The bucket of a row's middle, and the conditions keeping it in the window."""
         # floor(), which SQLite lacks: its cast truncates, the same for offsets >= 0 (and a
         # negative one joins bucket 0 in _gather anyway); PostgreSQL's ::int rounds instead.
-        ratio = middle_s / width_s
-        index = func.floor(ratio) if postgres else cast(ratio, Integer)
-        bounds = ([] if at_start else [middle_s >= low_s]) + ([] if at_end else [middle_s < high_s])
+        ratio = middle_s / self.width_s
+        index = func.floor(ratio) if self.postgres else cast(ratio, Integer)
+        bounds = [] if self.at_start else [middle_s >= self.low_s]
+        if not self.at_end:
+            bounds.append(middle_s < self.high_s)
         return index.label("bucket"), bounds
 
-    sample_bucket, sample_bounds = bucket(Sample.offset_s - Sample.interval_s / 2)
+
+def _sample_query(
+    session: Session, run: Run, width_s: float, first: int, stop: int, run_buckets: int
+) -> Any:
+    """One ``GROUP BY`` over the run's samples in buckets ``first`` to ``stop``."""
+    buckets = _Buckets(session, width_s, first, stop, run_buckets)
+    index, bounds = buckets.index(Sample.offset_s - Sample.interval_s / 2)
     # The (run_id, t) index: t is a sample's end, at or after its middle.
-    if not at_start:
-        sample_bounds.append(Sample.t >= run.started_at + timedelta(seconds=low_s - 1))
-    if not at_end:
-        sample_bounds.append(Sample.t < run.started_at + timedelta(seconds=high_s + T_SLACK_S))
-    sample_values = (Sample.energy_j, Sample.interval_s, Sample.power_w, Sample.utilization)
-    samples = select(Sample.device_id, sample_bucket, *sample_values).where(
-        Sample.run_id == run.id, *sample_bounds
+    if not buckets.at_start:
+        bounds.append(Sample.t >= run.started_at + timedelta(seconds=buckets.low_s - 1))
+    if not buckets.at_end:
+        bounds.append(Sample.t < run.started_at + timedelta(seconds=buckets.high_s + T_SLACK_S))
+    return (
+        select(
+            Sample.device_id,
+            index,
+            func.sum(Sample.energy_j),
+            func.sum(Sample.interval_s),
+            func.min(Sample.power_w),
+            func.max(Sample.power_w),
+            func.coalesce(func.sum(Sample.utilization), 0.0),
+            func.count(Sample.utilization),
+            func.count(),
+        )
+        .where(Sample.run_id == run.id, *bounds)
+        .group_by(Sample.device_id, literal_column("bucket"))
     )
+
+
+def _minute_query(
+    session: Session, run: Run, width_s: float, first: int, stop: int, run_buckets: int
+) -> Any:
+    """One ``GROUP BY`` over the run's minutes in buckets ``first`` to ``stop``."""
+    buckets = _Buckets(session, width_s, first, stop, run_buckets)
     epoch = (
         func.extract("epoch", SampleMinute.minute)
-        if postgres
+        if buckets.postgres
         else func.strftime("%s", SampleMinute.minute)
     )
-    epoch_s = cast(epoch, Float)
-    minute_bucket, minute_bounds = bucket(epoch_s - run.started_at.timestamp() + _MINUTE_S / 2)
-    start_minute = run.started_at + timedelta(seconds=low_s - _MINUTE_S)
-    if not at_start:  # the (run_id, minute) index, likewise
-        minute_bounds.append(SampleMinute.minute >= start_minute)
-    if not at_end:
-        minute_bounds.append(SampleMinute.minute < run.started_at + timedelta(seconds=high_s))
-    unknown = cast(null(), Float)  # roll-ups have no min, max or utilization
-    minute_values = (SampleMinute.energy_j, SampleMinute.interval_s, unknown, unknown)
-    minutes = select(SampleMinute.device_id, minute_bucket, *minute_values).where(
-        SampleMinute.run_id == run.id, *minute_bounds
+    middle_s = cast(epoch, Float) - run.started_at.timestamp() + _MINUTE_S / 2
+    index, bounds = buckets.index(middle_s)
+    if not buckets.at_start:  # the (run_id, minute) index, likewise
+        bounds.append(
+            SampleMinute.minute >= run.started_at + timedelta(seconds=buckets.low_s - _MINUTE_S)
+        )
+    if not buckets.at_end:
+        bounds.append(SampleMinute.minute < run.started_at + timedelta(seconds=buckets.high_s))
+    return (
+        select(
+            SampleMinute.device_id,
+            index,
+            func.sum(SampleMinute.energy_j),
+            func.sum(SampleMinute.interval_s),
+            func.min(SampleMinute.power_min_w),
+            func.max(SampleMinute.power_max_w),
+            func.sum(SampleMinute.utilization_sum),
+            func.sum(SampleMinute.utilization_count),
+            func.count(),
+        )
+        .where(SampleMinute.run_id == run.id, *bounds)
+        .group_by(SampleMinute.device_id, literal_column("bucket"))
     )
-    rows = union_all(samples, minutes).subquery()
-    device_id, index, energy_j, covered_s, power_w, utilization = rows.c
-    sums = (func.sum(energy_j), func.sum(covered_s), func.min(power_w), func.max(power_w))
-    counts = (func.coalesce(func.sum(utilization), 0.0), func.count(utilization), func.count())
-    return select(device_id, index, *sums, *counts).group_by(device_id, index)
 
 
 def _execute(session: Session, query: Any) -> Sequence[Row[Any]]:
