@@ -739,12 +739,14 @@ def _page_calls(url: str, data: DataSet) -> tuple[Store, dict[str, Callable[[], 
     import flask
     from plotly.utils import PlotlyJSONEncoder
 
+    from carbon.server.app import freeze_startup_objects
     from dashboard.app import create_dashboard
     from dashboard.auth import LOCAL_VIEWER
     from dashboard.data import VIEWER_KEY
 
     store = connect_store(url)
     app = create_dashboard(store, require_auth=False, secret="x" * 40)
+    freeze_startup_objects()  # as `carbon serve` does once its app is built
     layouts = {
         page.get("path_template") or page["path"]: page["layout"]
         for page in dash.page_registry.values()
