@@ -28,6 +28,8 @@ from playwright.sync_api import (
 )
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from tests.conftest import IN_CI
+
 CHROMIUM = Path("/usr/bin/chromium")
 """Where Debian's ``chromium`` package puts the browser."""
 
@@ -41,8 +43,6 @@ VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 
 TIMEOUT_MS = 30_000
 """Longest wait for any one condition; a slow CI machine reaches it only on a real hang."""
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 _BUSY_JS = """
 () => {
@@ -64,7 +64,17 @@ _BUSY_JS = """
     }
     for (const graph of document.querySelectorAll(".dash-graph")) {
         const plot = graph.querySelector(".js-plotly-plot");
-        if (!plot || !plot._fullLayout) { return "graph #" + graph.id + " not drawn"; }
+        if (!plot || !plot._fullLayout || plot.classList.contains("dash-graph--pending")) {
+            return "graph #" + graph.id + " not drawn";
+        }
+        // A responsive graph reports its first size (relayoutData {autosize: true}) about
+        // 100 ms after it is drawn; a zoom sent before that would be replaced by it.
+        const path = state.paths && state.paths.strs && state.paths.strs[graph.id];
+        const node = path ? path.reduce((at, key) => (at ? at[key] : at), state.layout) : null;
+        const props = (node && node.props) || {};
+        const config = props.config || {};
+        const responsive = props.responsive === true || config.responsive === true;
+        if (responsive && !props.relayoutData) { return "graph #" + graph.id + " not sized"; }
     }
     return "";
 }
@@ -103,25 +113,20 @@ _GRAPHS_JS = """
 })
 """
 
-_GRID_API_JS = """
-(gridId) => {
-    try {
-        return window.dash_ag_grid.getApi(gridId);
-    } catch (error) {
-        return null;  // not drawn yet: dash-ag-grid throws until the grid is ready
-    }
-}
-"""
-
 _GRID_ROWS_JS = """
 (gridId) => {
-    const api = (GRID_API)(gridId);
-    if (!api) { return null; }
+    let api = null;
+    try {
+        api = window.dash_ag_grid.getApi(gridId);
+    } catch (error) {
+        return null;  // dash-ag-grid throws until the grid is drawn
+    }
     const rows = [];
     api.forEachNodeAfterFilterAndSort((node) => rows.push(node.data));
     return rows;
 }
-""".replace("GRID_API", _GRID_API_JS.strip())
+"""
+"""The rows of an AG Grid in the grid's order, or ``null`` while it is not drawn."""
 
 
 def find_chromium() -> Path | None:
@@ -244,7 +249,14 @@ class DashPage:
 
     def wait_for_js(self, expression: str, arg: Any = None) -> Any:
         """Wait until ``expression`` (a JS function of ``arg``) returns a truthy value."""
-        return self.page.wait_for_function(expression, arg=arg).json_value()
+        try:
+            return self.page.wait_for_function(expression, arg=arg).json_value()
+        except PlaywrightTimeoutError:
+            busy = self.page.evaluate(_BUSY_JS) or "nothing pending"
+            raise AssertionError(
+                f"on {self.page.url}, still false after {TIMEOUT_MS} ms: {expression} "
+                f"(Dash: {busy}); " + "; ".join(self.errors)
+            ) from None
 
     def graphs(self) -> list[Graph]:
         """Every Plotly graph on the page with its drawn traces."""
