@@ -129,10 +129,10 @@ def layout(runs: str | None = None, regions: str | None = None, **_: Any) -> htm
         return page("Regions", *children, page_id="regions-page")
     energy_j = sum(run.energy_j or 0.0 for run in chosen)
     names = ", ".join(f"{run.name} ({run.id[:6]})" for run in chosen)
-    scope = "selected" if ids else "most recent"
+    scope = ("selected" if ids else "most recent") + (" runs" if len(chosen) > 1 else " run")
     children += [
         notice(
-            f"{len(chosen)} {scope} runs, {format_energy_wh(energy_j)}: {names}",
+            f"{len(chosen)} {scope}, {format_energy_wh(energy_j)}: {names}",
             notice_id="regions-scope",
         ),
         graph(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import Input, Output, State, callback, dcc, html, no_update
+from dash import Input, Output, State, callback, clientside_callback, dcc, html, no_update
 
 from carbon._format import (
     format_duration,
@@ -24,7 +24,7 @@ from carbon._format import (
 from carbon.accounting.compression import compression_label
 from carbon.errors import RunNotFound
 from carbon.store.queries import get_run
-from carbon.store.series import RunSeries, power_series
+from carbon.store.series import MIN_WIDTH_S, ROLLUP_MIN_WIDTH_S, RunSeries, power_series
 from carbon.store.summary import run_summary
 from dashboard.components import graph, key_values, notice, page, stat, stats_row
 from dashboard.data import reading, theme
@@ -130,6 +130,7 @@ def layout(run_id: str | None = None, **_: Any) -> html.Div:
     return page(
         f"{summary['name']} ({summary['project']})",
         dcc.Store(id="run-id", data=run.id),
+        dcc.Store(id="run-window"),
         *warnings,
         cards,
         graph(
@@ -210,24 +211,43 @@ def _market_text(summary: dict[str, Any]) -> str:
     return f"{format_mass_g(summary['co2e_market_g'])} ({summary['market_source']})"
 
 
+# In the browser: only a change of the visible span reaches the server. Relayouts that
+# carry none (the responsive graph's autosize, a resize) send no request, so they never
+# supersede, and lose, the answer to a zoom still on its way.
+clientside_callback(
+    """
+    function (relayout) {
+        var none = window.dash_clientside.no_update;
+        if (!relayout) { return none; }
+        if (relayout["xaxis.autorange"]) { return {start: null, end: null}; }
+        if ("xaxis.range[0]" in relayout) {
+            return {start: relayout["xaxis.range[0]"], end: relayout["xaxis.range[1]"]};
+        }
+        if (relayout["xaxis.range"]) {
+            return {start: relayout["xaxis.range"][0], end: relayout["xaxis.range"][1]};
+        }
+        return none;
+    }
+    """,
+    Output("run-window", "data"),
+    Input("run-power", "relayoutData"),
+    prevent_initial_call=True,
+)
+
+
 @callback(
     Output("run-power", "figure"),
     Output("run-resolution", "children"),
-    Input("run-power", "relayoutData"),
+    Input("run-window", "data"),
     State("run-id", "data"),
     prevent_initial_call=True,
 )
-def _zoom(relayout: dict[str, Any] | None, run_id: str) -> tuple[Any, Any]:
+def _zoom(window: dict[str, float | None] | None, run_id: str) -> tuple[Any, Any]:
     """Ask the store again for the visible span, so zooming shows finer buckets."""
-    if not relayout:
+    if not window:
         return no_update, no_update
-    if relayout.get("xaxis.autorange"):
-        start_s = end_s = None
-    elif "xaxis.range[0]" in relayout:
-        start_s = max(0.0, float(relayout["xaxis.range[0]"]))
-        end_s = float(relayout["xaxis.range[1]"])
-    else:
-        return no_update, no_update
+    start_s = None if window.get("start") is None else max(0.0, float(window["start"] or 0.0))
+    end_s = None if window.get("end") is None else float(window["end"] or 0.0)
     with reading() as (session, team_id):
         run = get_run(session, run_id, team_id=team_id)
         windows = [(w.name, w.start_s, w.duration_s) for w in run.windows]
@@ -243,7 +263,6 @@ def _zoom(relayout: dict[str, Any] | None, run_id: str) -> tuple[Any, Any]:
 
 
 def _resolution(series: RunSeries) -> str:
-    return (
-        f"{series.source_rows:,} stored rows in buckets of {series.width_s:g} s; "
-        "zoom in for finer buckets."
-    )
+    source = "minutes" if series.width_s >= ROLLUP_MIN_WIDTH_S else "samples"
+    text = f"{series.source_rows:,} stored {source} in buckets of {series.width_s:g} s"
+    return text + ("; zoom in for finer buckets." if series.width_s > MIN_WIDTH_S else ".")
