@@ -25,7 +25,7 @@ from carbon.server.cache import LruCache
 from carbon.store import Store
 from carbon.store.models import DEFAULT_TEAM_ID, ApiKey
 from carbon.store.teams import find_key
-from dashboard.data import VIEWER_KEY, Viewer
+from dashboard.data import VIEWER_KEY, Viewer, theme
 
 KEY_RECHECK_S = 5.0
 """How long a session's key is trusted before the database is asked again."""
@@ -137,7 +137,7 @@ def _login_page(target: str, *, message: str | None) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>carbon: log in</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/assets/style.css"></head>
-<body class="login-body"><main class="login-box">
+<body class="login-body theme-{theme()}"><main class="login-box">
 <h1>carbon</h1>
 <p>Log in with an API key of role <code>read</code> or <code>admin</code>
 (<code>carbon admin create-key --team TEAM --role read</code>).</p>

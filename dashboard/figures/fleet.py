@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
+import plotly.colors
 import plotly.graph_objects as go
 
 from carbon.accounting.compression import TradeoffPoint
@@ -25,7 +26,18 @@ PROVENANCE_COLOURS = {"measured": "#2e7d32", "integrated": "#66bb6a", "estimated
 """Measured shades of green, estimated in amber, on every page."""
 
 
-def energy_trend_figure(daily: Sequence[tuple[date, str, float]], theme: str) -> go.Figure:
+def project_colours(names: Sequence[str]) -> dict[str, str]:
+    """One colour per project, the same in every figure of a page (by sorted name)."""
+    palette = plotly.colors.qualitative.Plotly
+    return {name: palette[i % len(palette)] for i, name in enumerate(sorted(set(names)))}
+
+
+def energy_trend_figure(
+    daily: Sequence[tuple[date, str, float]],
+    theme: str,
+    *,
+    colours: Mapping[str, str] | None = None,
+) -> go.Figure:
     """Energy drawn per day, stacked by project."""
     if not daily:
         return empty_figure("no energy in this period: run `carbon demo`", theme)
@@ -37,6 +49,7 @@ def energy_trend_figure(daily: Sequence[tuple[date, str, float]], theme: str) ->
             x=[day.isoformat() for day, _ in rows],
             y=[e / factor for _, e in rows],
             name=project,
+            marker_color=(colours or {}).get(project),
             hovertemplate=f"%{{y:.3g}} {unit} on %{{x}}<extra>{project}</extra>",
         )
     figure.update_layout(barmode="stack")
@@ -45,7 +58,12 @@ def energy_trend_figure(daily: Sequence[tuple[date, str, float]], theme: str) ->
     return base_layout(figure, theme)
 
 
-def projects_figure(projects: Sequence[Mapping[str, Any]], theme: str) -> go.Figure:
+def projects_figure(
+    projects: Sequence[Mapping[str, Any]],
+    theme: str,
+    *,
+    colours: Mapping[str, str] | None = None,
+) -> go.Figure:
     """The projects that drew the most energy, largest on top."""
     shown = [p for p in projects if p["energy_j"]][:10]
     if not shown:
@@ -57,6 +75,7 @@ def projects_figure(projects: Sequence[Mapping[str, Any]], theme: str) -> go.Fig
             x=[p["energy_j"] / factor for p in shown],
             y=[p["name"] for p in shown],
             orientation="h",
+            marker_color=[(colours or {}).get(p["name"]) for p in shown],
             customdata=[p["runs"] for p in shown],
             hovertemplate=f"%{{x:.3g}} {unit}, %{{customdata}} runs<extra>%{{y}}</extra>",
         )
@@ -166,7 +185,9 @@ def tradeoff_figure(
         y=[p.accuracy * 100 for p in points],
         mode="markers+text",
         text=[p.label for p in points],
-        textposition="top center",
+        # Alternate above and below by energy, so neighbouring settings' labels part.
+        textposition=_label_positions(points),
+        cliponaxis=False,
         marker={"size": 11},
         name="runs",
         customdata=[p.run_id[:8] for p in points],
@@ -195,6 +216,14 @@ def tradeoff_figure(
     figure.update_xaxes(title=f"energy per {per} ({unit})")
     figure.update_yaxes(title="accuracy (%)")
     return base_layout(figure, theme)
+
+
+def _label_positions(points: Sequence[TradeoffPoint]) -> list[str]:
+    order = sorted(range(len(points)), key=lambda i: points[i].energy_per_item_j)
+    positions = [""] * len(points)
+    for rank, i in enumerate(order):
+        positions[i] = "top center" if rank % 2 == 0 else "bottom center"
+    return positions
 
 
 def whatif_figure(

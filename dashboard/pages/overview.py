@@ -17,7 +17,12 @@ from carbon.store.browse import filter_choices
 from carbon.store.overview import Period, daily_energy, period_totals, project_totals_in
 from dashboard.components import graph, notice, page, stat, stats_row
 from dashboard.data import reading, theme
-from dashboard.figures.fleet import energy_trend_figure, projects_figure, provenance_figure
+from dashboard.figures.fleet import (
+    energy_trend_figure,
+    project_colours,
+    projects_figure,
+    provenance_figure,
+)
 from dashboard.urls import query_string
 
 dash.register_page(__name__, path="/", name="Overview", title="carbon: overview", order=0)
@@ -88,6 +93,7 @@ def layout(project: str | None = None, days: str | None = None, **_: Any) -> htm
             notice(hint, notice_id="overview-empty"),
             page_id="overview-page",
         )
+    colours = project_colours([p["name"] for p in projects])
     co2e_note = (
         f"location-based, {totals.runs_with_co2e} of {totals.runs} runs"
         if totals.runs_with_co2e
@@ -126,11 +132,17 @@ def layout(project: str | None = None, days: str | None = None, **_: Any) -> htm
         dcc.Location(id="overview-url", refresh="callback-nav"),
         controls,
         cards,
-        graph("overview-trend", energy_trend_figure(daily, current), title="Energy per day"),
+        graph(
+            "overview-trend",
+            energy_trend_figure(daily, current, colours=colours),
+            title="Energy per day",
+        ),
         html.Div(
             [
                 graph(
-                    "overview-projects", projects_figure(projects, current), title="Top projects"
+                    "overview-projects",
+                    projects_figure(projects, current, colours=colours),
+                    title="Top projects",
                 ),
                 graph(
                     "overview-provenance",
