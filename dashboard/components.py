@@ -84,3 +84,8 @@ def key_values(rows: Mapping[str, Any] | Sequence[tuple[str, Any]], table_id: st
 def page(title: str, *children: Any, page_id: str) -> html.Div:
     """A page: its heading, then its content."""
     return html.Div([html.H2(title), *children], id=page_id, className="page")
+
+
+def field(label: str, control: Any) -> html.Div:
+    """A form control under its label; the label names the control (by its id) for readers."""
+    return html.Div([html.Label(label, htmlFor=control.id), control])

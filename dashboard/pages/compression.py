@@ -24,7 +24,7 @@ from carbon.accounting.compression import (
 from carbon.store.browse import RunFilter, find_runs, hardware_label
 from carbon.store.models import Run
 from carbon.store.summary import run_summary
-from dashboard.components import graph, notice, page
+from dashboard.components import field, graph, notice, page
 from dashboard.data import reading, theme
 from dashboard.figures.fleet import tradeoff_figure
 from dashboard.urls import query_string
@@ -85,40 +85,34 @@ def layout(
         candidates = _candidates(by_hardware.get(hardware or "", []), per)
     controls = html.Div(
         [
-            html.Div(
-                [
-                    html.Label("Project", htmlFor="compression-project"),
-                    dcc.Dropdown(
-                        id="compression-project",
-                        options=sorted(counts),
-                        value=project,
-                        clearable=False,
-                        placeholder="a project",
-                    ),
-                ]
+            field(
+                "Project",
+                dcc.Dropdown(
+                    id="compression-project",
+                    options=sorted(counts),
+                    value=project,
+                    clearable=False,
+                    placeholder="a project",
+                ),
             ),
-            html.Div(
-                [
-                    html.Label("Hardware", htmlFor="compression-hardware"),
-                    dcc.Dropdown(
-                        id="compression-hardware",
-                        options=sorted(by_hardware),
-                        value=hardware,
-                        clearable=False,
-                        placeholder="the runs' hardware",
-                    ),
-                ]
+            field(
+                "Hardware",
+                dcc.Dropdown(
+                    id="compression-hardware",
+                    options=sorted(by_hardware),
+                    value=hardware,
+                    clearable=False,
+                    placeholder="the runs' hardware",
+                ),
             ),
-            html.Div(
-                [
-                    html.Label("Energy per", htmlFor="compression-per"),
-                    dcc.Dropdown(
-                        id="compression-per",
-                        options=[{"label": p, "value": p} for p in PER],
-                        value=per,
-                        clearable=False,
-                    ),
-                ]
+            field(
+                "Energy per",
+                dcc.Dropdown(
+                    id="compression-per",
+                    options=[{"label": p, "value": p} for p in PER],
+                    value=per,
+                    clearable=False,
+                ),
             ),
         ],
         className="filters",

@@ -17,7 +17,7 @@ from carbon.accounting.catalog import match_gpu, peak_flops
 from carbon.store.browse import RunFilter, filter_choices, find_runs
 from carbon.store.models import Run
 from carbon.store.summary import run_summary
-from dashboard.components import graph, notice, page
+from dashboard.components import field, graph, notice, page
 from dashboard.data import reading, theme
 from dashboard.figures.fleet import hardware_figure
 from dashboard.urls import query_string
@@ -80,27 +80,23 @@ def layout(project: str | None = None, kind: str | None = None, **_: Any) -> htm
         points = [p for p in (_point(run) for run in runs) if p is not None]
     controls = html.Div(
         [
-            html.Div(
-                [
-                    html.Label("Project", htmlFor="hardware-project"),
-                    dcc.Dropdown(
-                        id="hardware-project",
-                        options=choices["project"],
-                        value=project or None,
-                        placeholder="all projects",
-                    ),
-                ]
+            field(
+                "Project",
+                dcc.Dropdown(
+                    id="hardware-project",
+                    options=choices["project"],
+                    value=project or None,
+                    placeholder="all projects",
+                ),
             ),
-            html.Div(
-                [
-                    html.Label("Kind", htmlFor="hardware-kind"),
-                    dcc.Dropdown(
-                        id="hardware-kind",
-                        options=choices["kind"],
-                        value=kind or None,
-                        placeholder="training and inference",
-                    ),
-                ]
+            field(
+                "Kind",
+                dcc.Dropdown(
+                    id="hardware-kind",
+                    options=choices["kind"],
+                    value=kind or None,
+                    placeholder="training and inference",
+                ),
             ),
         ],
         className="filters",

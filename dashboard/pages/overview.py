@@ -15,7 +15,7 @@ from dash import Input, Output, callback, dcc, html
 from carbon._format import format_energy_wh, format_mass_g, format_share
 from carbon.store.browse import filter_choices
 from carbon.store.overview import Period, daily_energy, period_totals, project_totals_in
-from dashboard.components import graph, notice, page, stat, stats_row
+from dashboard.components import field, graph, notice, page, stat, stats_row
 from dashboard.data import reading, theme
 from dashboard.figures.fleet import (
     energy_trend_figure,
@@ -52,29 +52,23 @@ def layout(project: str | None = None, days: str | None = None, **_: Any) -> htm
         projects = project_totals_in(session, period)
     controls = html.Div(
         [
-            html.Div(
-                [
-                    html.Label("Project", htmlFor="overview-project"),
-                    dcc.Dropdown(
-                        id="overview-project",
-                        options=choices["project"],
-                        value=project or None,
-                        placeholder="all projects",
-                    ),
-                ]
+            field(
+                "Project",
+                dcc.Dropdown(
+                    id="overview-project",
+                    options=choices["project"],
+                    value=project or None,
+                    placeholder="all projects",
+                ),
             ),
-            html.Div(
-                [
-                    html.Label("Period", htmlFor="overview-days"),
-                    dcc.Dropdown(
-                        id="overview-days",
-                        options=[
-                            {"label": label, "value": value} for value, label in PERIODS.items()
-                        ],
-                        value=days,
-                        clearable=False,
-                    ),
-                ]
+            field(
+                "Period",
+                dcc.Dropdown(
+                    id="overview-days",
+                    options=[{"label": label, "value": value} for value, label in PERIODS.items()],
+                    value=days,
+                    clearable=False,
+                ),
             ),
         ],
         className="filters",

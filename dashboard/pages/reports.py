@@ -15,7 +15,7 @@ from dash.dcc.express import send_string
 from carbon.reports.export import runs_csv, runs_json
 from carbon.store.browse import RunFilter, filter_choices, find_runs
 from carbon.store.summary import run_summary
-from dashboard.components import notice, page
+from dashboard.components import field, notice, page
 from dashboard.data import reading
 from dashboard.urls import day_start, parse_day
 
@@ -32,39 +32,29 @@ def layout(**_: Any) -> html.Div:
         projects = filter_choices(session, team_id=team_id)["project"]
     form = html.Div(
         [
-            html.Div(
-                [
-                    html.Label("From (UTC day)", htmlFor="reports-since"),
-                    dcc.DatePickerSingle(
-                        id="reports-since",
-                        date=(today - timedelta(days=90)).isoformat(),
-                        display_format="YYYY-MM-DD",
-                    ),
-                ]
+            field(
+                "From (UTC day)",
+                dcc.DatePickerSingle(
+                    id="reports-since",
+                    date=(today - timedelta(days=90)).isoformat(),
+                    display_format="YYYY-MM-DD",
+                ),
             ),
-            html.Div(
-                [
-                    html.Label("Until (UTC day, included)", htmlFor="reports-until"),
-                    dcc.DatePickerSingle(
-                        id="reports-until", date=today.isoformat(), display_format="YYYY-MM-DD"
-                    ),
-                ]
+            field(
+                "Until (UTC day, included)",
+                dcc.DatePickerSingle(
+                    id="reports-until", date=today.isoformat(), display_format="YYYY-MM-DD"
+                ),
             ),
-            html.Div(
-                [
-                    html.Label("Project", htmlFor="reports-project"),
-                    dcc.Dropdown(
-                        id="reports-project", options=projects, placeholder="all projects"
-                    ),
-                ]
+            field(
+                "Project",
+                dcc.Dropdown(id="reports-project", options=projects, placeholder="all projects"),
             ),
-            html.Div(
-                [
-                    html.Label("Format", htmlFor="reports-format"),
-                    dcc.Dropdown(
-                        id="reports-format", options=["csv", "json"], value="csv", clearable=False
-                    ),
-                ]
+            field(
+                "Format",
+                dcc.Dropdown(
+                    id="reports-format", options=["csv", "json"], value="csv", clearable=False
+                ),
             ),
             html.Div(html.Button("Download", id="reports-download-button")),
         ],

@@ -13,7 +13,7 @@ import dash_ag_grid as dag
 from dash import Input, Output, callback, dcc, html
 
 from carbon.store.browse import filter_choices, find_runs
-from dashboard.components import notice, page
+from dashboard.components import field, notice, page
 from dashboard.data import reading
 from dashboard.tables import RUN_COLUMNS, run_row
 from dashboard.urls import join_ids, query_string, run_filter
@@ -43,30 +43,26 @@ def layout(**query: Any) -> html.Div:
         runs = find_runs(session, run_filter_, team_id=team_id, limit=MAX_ROWS + 1)
         rows = [run_row(run) for run in runs[:MAX_ROWS]]
     filters: list[Any] = [
-        html.Div(
-            [
-                html.Label(label, htmlFor=f"runs-filter-{key}"),
-                dcc.Dropdown(
-                    id=f"runs-filter-{key}",
-                    options=choices["tags" if key == "tag" else key],
-                    value=params.get(key) or None,
-                    placeholder="any",
-                ),
-            ]
+        field(
+            label,
+            dcc.Dropdown(
+                id=f"runs-filter-{key}",
+                options=choices["tags" if key == "tag" else key],
+                value=params.get(key) or None,
+                placeholder="any",
+            ),
         )
         for key, label in _DROPDOWNS
     ]
     filters += [
-        html.Div(
-            [
-                html.Label(label, htmlFor=f"runs-filter-{key}"),
-                dcc.DatePickerSingle(
-                    id=f"runs-filter-{key}",
-                    date=params.get(key) or None,
-                    display_format="YYYY-MM-DD",
-                    clearable=True,
-                ),
-            ]
+        field(
+            label,
+            dcc.DatePickerSingle(
+                id=f"runs-filter-{key}",
+                date=params.get(key) or None,
+                display_format="YYYY-MM-DD",
+                clearable=True,
+            ),
         )
         for key, label in (("since", "Started from"), ("until", "Started until"))
     ]
