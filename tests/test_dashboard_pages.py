@@ -199,26 +199,19 @@ def test_reports_form_lists_the_teams_projects(
 
 def _find(node: Any, component_id: str) -> dict[str, Any]:
     """The component with this id in a serialised layout."""
-    if isinstance(node, dict):
-        if node.get("props", {}).get("id") == component_id:
-            return node
-        for value in node.values():
-            found = _find_or_none(value, component_id)
-            if found is not None:
-                return found
-    if isinstance(node, list):
-        for value in node:
-            found = _find_or_none(value, component_id)
-            if found is not None:
-                return found
-    raise AssertionError(f"no component {component_id!r}")
+    found = _search(node, component_id)
+    assert found is not None, f"no component {component_id!r}"
+    return found
 
 
-def _find_or_none(node: Any, component_id: str) -> dict[str, Any] | None:
-    try:
-        return _find(node, component_id)
-    except AssertionError:
-        return None
+def _search(node: Any, component_id: str) -> dict[str, Any] | None:
+    if isinstance(node, dict) and node.get("props", {}).get("id") == component_id:
+        return node
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+    for child in children:
+        if (found := _search(child, component_id)) is not None:
+            return found
+    return None
 
 
 def _values(encoded: Any) -> list[float]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from carbon.store.models import Device, Project, Run, RunEnergyHour
@@ -143,14 +143,11 @@ def daily_energy(session: Session, period: Period) -> list[tuple[date, str, floa
     Returns:
         ``(day, project, energy_j)`` for each day a project drew energy.
     """
-    hour_conditions = []
-    if period.since is not None:
-        hour_conditions.append(RunEnergyHour.hour_start >= _hour_floor(period.since))
     rows = session.execute(
         select(Project.name, RunEnergyHour.hour_start, func.sum(RunEnergyHour.energy_j))
         .join(Run, Run.id == RunEnergyHour.run_id)
         .join(Project, Project.id == Run.project_id)
-        .where(and_(*period.run_conditions(), *hour_conditions))
+        .where(*period.run_conditions())
         .group_by(Project.name, RunEnergyHour.hour_start)
     )
     days: dict[tuple[date, str], float] = {}
@@ -158,10 +155,6 @@ def daily_energy(session: Session, period: Period) -> list[tuple[date, str, floa
         key = (hour_start.date(), project)
         days[key] = days.get(key, 0.0) + float(energy_j)
     return [(day, project, energy_j) for (day, project), energy_j in sorted(days.items())]
-
-
-def _hour_floor(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def project_totals_in(session: Session, period: Period) -> list[dict[str, Any]]:

@@ -38,7 +38,7 @@ MIN_WIDTH_S = 1.0
 """Narrowest bucket: samples last about a second, a narrower bucket shows nothing more."""
 
 ROLLUP_MIN_WIDTH_S = 60.0
-"""Narrowest bucket where roll-ups are shown, so each holds whole minutes."""
+"""Narrowest bucket drawn from minutes rather than samples, so each holds whole minutes."""
 
 T_SLACK_S = 60.0
 """How far past a window the index range on ``sample.t`` (a sample's end) reaches: samples
@@ -59,11 +59,12 @@ class DeviceSeries:
         position: Its position within the rank.
         start_s: Each bucket's start, seconds from the run's start, increasing.
         width_s: Width of every bucket, seconds.
-        energy_j: Energy of each bucket (its samples' and roll-ups').
-        covered_s: Seconds each bucket's samples and roll-ups cover.
+        energy_j: Energy of each bucket (its samples' or minutes').
+        covered_s: Seconds each bucket's samples or minutes cover.
         power_w: Mean power of each bucket, ``energy_j / covered_s``.
-        power_min_w: Lowest sample mean power of each bucket; ``None`` for roll-ups only.
-        power_max_w: Highest sample mean power of each bucket; ``None`` for roll-ups only.
+        power_min_w: Lowest one-second power in each bucket; ``None`` where its minutes were
+            summed before revision 0004, which kept no power range.
+        power_max_w: Highest one-second power in each bucket; ``None`` likewise.
         utilization: Mean utilization (0 to 1) of each bucket's samples; ``None`` if unknown.
     """
 
@@ -93,7 +94,7 @@ class RunSeries:
             to whole buckets (0 for the whole run).
         end_s: End of the window covered (the run's duration for the whole run).
         devices: Every device of the run, by rank then position.
-        source_rows: Stored rows (samples and roll-ups) summed into the buckets.
+        source_rows: Stored rows (samples, or minutes for wide buckets) summed into the buckets.
     """
 
     run_id: str
