@@ -71,6 +71,8 @@ def run_summary(run: Run) -> dict[str, Any]:
         "tags": run.tags,
         "steps": run.steps,
         "host": run.host,
+        "sample_hz": run.sample_hz,
+        "carbon_version": run.carbon_version,
         "simulated": run.simulated,
         "warnings": run.warnings,
         "error": run.error,
