@@ -34,6 +34,12 @@ def test_image_runs_as_a_non_root_user_without_torch() -> None:
     assert _instruction("FROM").startswith("python:3.11-slim")
 
 
+def test_image_has_the_libraries_pdf_reports_need() -> None:
+    text = DOCKERFILE.replace("\\\n", " ")
+    for package in ("libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz-subset0", "fonts-dejavu"):
+        assert re.search(rf"apt-get install[^\n]*\b{re.escape(package)}", text), package
+
+
 def test_entrypoint_serves_and_the_healthcheck_passes(tmp_path: Path) -> None:
     entrypoint = json.loads(_instruction("ENTRYPOINT"))
     command = json.loads(_instruction("CMD"))
