@@ -509,6 +509,7 @@ def test_theme_switch_turns_the_shell_dark_and_back(tab: DashPage, site: Site) -
 
 def test_reports_downloads_a_csv_of_the_runs(tab: DashPage, site: Site) -> None:
     tab.open("/reports")
+    tab.page.click("#reports-format input[value=csv]")
     with tab.page.expect_download() as download_info:
         tab.page.click("#reports-download-button")
     download = download_info.value
@@ -524,5 +525,19 @@ def test_reports_downloads_a_csv_of_the_runs(tab: DashPage, site: Site) -> None:
     by_id = {row["id"]: row for row in rows}
     assert by_id[site.ids["xss"]]["name"] == XSS
     assert float(by_id[site.ids["long"]]["energy_j"]) == pytest.approx(350.0 * LONG_S)
-    assert tab.page.inner_text("#reports-status") == f"{len(site.ids)} runs exported."
+    assert tab.page.inner_text("#reports-status").startswith(f"CSV report: {ALL_RUNS} runs, ")
+    tab.assert_no_errors()
+
+
+def test_reports_shows_the_report_on_the_page(tab: DashPage, site: Site) -> None:
+    tab.open("/reports")
+    tab.page.click("#reports-show-button")
+    tab.page.wait_for_selector("#reports-preview[srcdoc]", timeout=60_000)
+    frame = tab.page.frame_locator("#reports-preview")
+    text = frame.locator("body").inner_text(timeout=30_000)
+    for heading in ("Summary", "Scope and boundary", "Emissions", "Methodology", "Appendix"):
+        assert heading in text
+    assert f"Runs: {ALL_RUNS}" in text
+    assert XSS in text  # a run's name is text in the report, never markup
+    assert tab.page.inner_text("#reports-status").startswith(f"Report: {ALL_RUNS} runs, ")
     tab.assert_no_errors()

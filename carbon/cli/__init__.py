@@ -17,7 +17,9 @@ from carbon.cli import (
     demo,
     doctor,
     estimate,
+    export,
     regions,
+    report,
     run_cmd,
     runs,
     serve,
@@ -39,7 +41,9 @@ app.add_typer(accounting.intensity_app, name="intensity")
 app.add_typer(accounting.market_app, name="market")
 app.command("whatif")(accounting.whatif_command)
 app.command("regions")(regions.regions)
+app.command("report")(report.report_command)
 app.command("estimate")(estimate.estimate)
+app.command("export")(export.export_command)
 app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)

@@ -16,6 +16,7 @@ import enum
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -176,10 +177,41 @@ class ServerClient:
             raise StoreError(f"the server at {self.base_url} answered run {run_id} with no JSON")
         return data
 
+    def get_report(self, params: Sequence[tuple[str, str]]) -> bytes:
+        """The team's report as the server renders it (``/api/v1/reports``), as bytes.
+
+        Raises:
+            ConfigError: The server refused the request's options (HTTP 422).
+            StoreError: The server cannot be reached, refused the key or answered otherwise.
+        """
+        response = self._get(f"{API_PREFIX}/reports", "the report", list(params), timeout_s=600)
+        return response.content
+
     def _get_json(self, path: str, what: str, params: dict[str, str | int] | None = None) -> Any:
         """GET a read route and return its JSON, translating failures into carbon's errors."""
+        response = self._get(path, what, params)
         try:
-            response = self._http.get(path, params=params)
+            return response.json()
+        except ValueError:
+            raise StoreError(
+                f"the server at {self.base_url} answered {what} with no JSON"
+            ) from None
+
+    def _get(
+        self,
+        path: str,
+        what: str,
+        params: Any = None,
+        *,
+        timeout_s: float | None = None,
+    ) -> httpx.Response:
+        """GET a read route, translating failures into carbon's errors."""
+        try:
+            response = self._http.get(
+                path,
+                params=params,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout_s is None else timeout_s,
+            )
         except httpx.HTTPError as exc:
             raise StoreError(
                 f"cannot reach the server at {self.base_url}: {_describe(exc)}"
@@ -193,17 +225,14 @@ class ServerClient:
             )
         if code == 404:
             raise RunNotFound(f"the server at {self.base_url} has no {what}")
+        if code == 422:
+            raise ConfigError(f"the server at {self.base_url} refused: {_detail(response)}")
         if code != 200:
             raise StoreError(
                 f"the server at {self.base_url} could not give {what} (HTTP {code}: "
                 f"{_detail(response)})"
             )
-        try:
-            return response.json()
-        except ValueError:
-            raise StoreError(
-                f"the server at {self.base_url} answered {what} with no JSON"
-            ) from None
+        return response
 
     def close(self) -> None:
         """Close the connection pool."""

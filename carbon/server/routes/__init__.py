@@ -12,6 +12,7 @@ from carbon.server.routes import (
     metrics,
     projects,
     regions,
+    reports,
     runs,
     team,
 )
@@ -27,6 +28,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     team.router,
     hardware.router,
     regions.router,
+    reports.router,
 )
 """The routers under ``/api/v1`` (these need a key, except in local mode)."""
 
