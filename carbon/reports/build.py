@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from carbon._version import __version__
 from carbon.reports.breakdown import breakdown, efficiency
-from carbon.reports.collect import Progress, ReportRun, load_runs, period_sums
+from carbon.reports.collect import Progress, ReportRun, load_runs, previous_totals
 from carbon.reports.emissions import emissions, methodology
 from carbon.reports.equivalents import equivalents
 from carbon.reports.recommendations import recommend
@@ -86,8 +86,7 @@ def build_report(
     """
     generated = (now or datetime.now(UTC)).astimezone(UTC)
     runs = load_runs(session, request, team_id=team_id, progress=progress)
-    before = request.previous()
-    previous = period_sums(session, before, team_id=team_id) if before is not None else None
+    previous = previous_totals(session, request, team_id=team_id)
 
     def stage(name: str) -> None:
         if progress is not None:

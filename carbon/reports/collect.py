@@ -1,8 +1,9 @@
-"""Reading a report's runs from the store: run rows and their devices, never samples.
+"""A report's runs, read through the store's query layer: run rows and devices, never samples.
 
 A report is built from what the store keeps per run (totals, devices, factors) and, for the
-previous period's change figures, SQL sums of the same columns. Raw samples are never read,
-so a yearly report over thousands of runs costs a few queries per thousand runs.
+previous period's change figures, the store's SQL totals of the same columns
+(:func:`carbon.store.overview.period_totals`). Raw samples are never read, so a yearly
+report over thousands of runs costs two queries per 500 runs.
 """
 
 from __future__ import annotations
@@ -11,19 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from carbon.accounting.compression import compression_label
 from carbon.errors import ConfigError
 from carbon.reports.request import ReportRequest
 from carbon.store.browse import hardware_label
-from carbon.store.models import Device, Project, Run, Team
-from carbon.store.queries import runs_query
+from carbon.store.models import Run
+from carbon.store.overview import Period, PeriodTotals, count_runs, period_totals, runs_in
 from carbon.store.summary import run_summary
-from carbon.store.teams import get_team
+from carbon.store.teams import get_team, list_teams
 
-__all__ = ["CHUNK_RUNS", "PeriodSums", "Progress", "ReportRun", "load_runs", "period_sums"]
+__all__ = ["CHUNK_RUNS", "Progress", "ReportRun", "load_runs", "period", "previous_totals"]
 
 CHUNK_RUNS = 500
 """Runs read per round trip; progress advances once per chunk."""
@@ -64,33 +64,20 @@ class ReportRun:
         return str(self.summary["id"])
 
 
-def _resolve_team(session: Session, request: ReportRequest, team_id: int | None) -> int | None:
-    """The team to read: the caller's, or the one the request names (local store only)."""
-    if request.team is None:
-        return team_id
-    named = get_team(session, request.team)
-    if team_id is not None and named.id != team_id:
-        raise ConfigError(f"this key reads only its own team's runs, not team {request.team!r}")
-    return named.id
+def period(session: Session, request: ReportRequest, team_id: int | None) -> Period:
+    """The store's period for a request: its days, projects, and the team to read.
 
-
-def _conditions(
-    session: Session, request: ReportRequest, team_id: int | None
-) -> list[ColumnElement[bool]]:
-    """SQL conditions on ``run`` for the request's period, projects and team."""
-    conditions: list[ColumnElement[bool]] = []
-    team = _resolve_team(session, request, team_id)
-    if team is not None:
-        conditions.append(Run.team_id == team)
-    if request.projects:
-        conditions.append(
-            Run.project_id.in_(select(Project.id).where(Project.name.in_(request.projects)))
-        )
-    if request.start is not None:
-        conditions.append(Run.started_at >= request.start)
-    if request.end is not None:
-        conditions.append(Run.started_at < request.end)
-    return conditions
+    Raises:
+        ConfigError: The request names a team that does not exist, or one other than the
+            caller's (a server's key reads only its own team).
+    """
+    team = team_id
+    if request.team is not None:
+        named = get_team(session, request.team)
+        if team_id is not None and named.id != team_id:
+            raise ConfigError(f"this key reads only its own team's runs, not team {request.team!r}")
+        team = named.id
+    return Period(team_id=team, since=request.start, until=request.end, projects=request.projects)
 
 
 def _report_run(run: Run, team: str) -> ReportRun:
@@ -136,69 +123,24 @@ def load_runs(
     Raises:
         ConfigError: The request names a team that does not exist or the caller cannot read.
     """
-    conditions = _conditions(session, request, team_id)
-    total = int(session.scalar(select(func.count(Run.id)).where(*conditions)) or 0)
-    teams: dict[int, str] = {id_: name for id_, name in session.execute(select(Team.id, Team.name))}
+    where = period(session, request, team_id)
+    total = count_runs(session, where)
+    teams = {team.id: team.name for team in list_teams(session)}
     if progress is not None:
         progress("reading runs", 0, total)
-    query = (
-        runs_query(None)
-        .where(*conditions)
-        .order_by(Run.started_at, Run.id)
-        .execution_options(yield_per=CHUNK_RUNS)
-    )
     found: list[ReportRun] = []
-    for partition in session.scalars(query).partitions():
-        found.extend(
-            _report_run(run, teams.get(run.team_id, str(run.team_id))) for run in partition
-        )
+    for chunk in runs_in(session, where, chunk=CHUNK_RUNS):
+        found.extend(_report_run(run, teams.get(run.team_id, str(run.team_id))) for run in chunk)
         if progress is not None:
             progress("reading runs", len(found), total)
     return found
 
 
-@dataclass(frozen=True, slots=True)
-class PeriodSums:
-    """SQL sums over a period's runs, for the change against the previous period.
-
-    Attributes:
-        runs: Number of runs.
-        energy_j: Their energy (before PUE); ``None`` when no run has any.
-        co2e_g: Location-based CO2e of the runs that have one.
-        co2e_market_g: Market-based CO2e of the runs that have one.
-        gpu_hours: Duration x GPUs, hours.
-    """
-
-    runs: int
-    energy_j: float | None
-    co2e_g: float | None
-    co2e_market_g: float | None
-    gpu_hours: float
-
-
-def period_sums(
+def previous_totals(
     session: Session, request: ReportRequest, *, team_id: int | None = None
-) -> PeriodSums:
-    """Totals of the request's runs in two aggregate queries (no run is loaded)."""
-    conditions = _conditions(session, request, team_id)
-    runs, energy_j, co2e_g, market_g = session.execute(
-        select(
-            func.count(Run.id),
-            func.sum(Run.energy_j),
-            func.sum(Run.co2e_g),
-            func.sum(Run.co2e_market_g),
-        ).where(*conditions)
-    ).one()
-    gpu_seconds = session.scalar(
-        select(func.sum(Run.duration_s))
-        .select_from(Device)
-        .join(Run, Run.id == Device.run_id)
-        .where(Device.component == "gpu", *conditions)
-    )
-    return PeriodSums(
-        runs=int(runs),
-        energy_j=None if energy_j is None else float(energy_j),
-        co2e_g=None if co2e_g is None else float(co2e_g),
-        co2e_market_g=None if market_g is None else float(market_g),
-        gpu_hours=float(gpu_seconds or 0.0) / SECONDS_PER_HOUR,
-    )
+) -> PeriodTotals | None:
+    """SQL totals of the period of the same length before the request's, if it has one."""
+    before = request.previous()
+    if before is None:
+        return None
+    return period_totals(session, period(session, before, team_id))

@@ -13,8 +13,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from carbon.reports.collect import PeriodSums, ReportRun
+from carbon.reports.collect import ReportRun
 from carbon.reports.request import ReportRequest
+from carbon.store.overview import PeriodTotals
 from carbon.units import J_PER_KWH
 
 __all__ = ["boundary", "change", "estimated_share", "fsum_known", "summary"]
@@ -83,7 +84,7 @@ def _ratio(now: float | None, before: float | None) -> float | None:
     return now / before - 1.0
 
 
-def change(now: dict[str, Any], before: PeriodSums) -> dict[str, float | None]:
+def change(now: dict[str, Any], before: PeriodTotals) -> dict[str, float | None]:
     """Relative change of each headline total against the previous period's SQL sums."""
     return {
         "runs": _ratio(float(now["runs"]), float(before.runs)),
@@ -106,7 +107,7 @@ def estimated_share(runs: Sequence[ReportRun]) -> float | None:
 def summary(
     runs: Sequence[ReportRun],
     request: ReportRequest,
-    previous: PeriodSums | None,
+    previous: PeriodTotals | None,
 ) -> dict[str, Any]:
     """The headline totals, with the change against the previous period of the same length.
 

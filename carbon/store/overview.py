@@ -8,6 +8,7 @@ and says how many runs that is, so a missing region never reads as zero emission
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from carbon.store.models import Device, Project, Run, RunEnergyHour
+from carbon.store.queries import runs_query
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -29,21 +31,27 @@ class Period:
         project: Only this project.
         since: Runs started at or after this time (energy from this time on, for trends).
         until: Runs started before this time.
+        projects: Only these projects (with ``project``, runs must match both).
     """
 
     team_id: int | None = None
     project: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    projects: tuple[str, ...] = ()
 
     def run_conditions(self) -> list[ColumnElement[bool]]:
-        """SQL conditions on ``run`` (joined to ``project`` when a project is asked)."""
+        """SQL conditions on ``run`` (a subquery on ``project`` when projects are asked)."""
         conditions: list[ColumnElement[bool]] = []
         if self.team_id is not None:
             conditions.append(Run.team_id == self.team_id)
         if self.project is not None:
             conditions.append(
                 Run.project_id.in_(select(Project.id).where(Project.name == self.project))
+            )
+        if self.projects:
+            conditions.append(
+                Run.project_id.in_(select(Project.id).where(Project.name.in_(self.projects)))
             )
         if self.since is not None:
             conditions.append(Run.started_at >= self.since)
@@ -132,6 +140,27 @@ def period_totals(session: Session, period: Period) -> PeriodTotals:
             provenance: float(total) for provenance, total in by_provenance if total
         },
     )
+
+
+def count_runs(session: Session, period: Period) -> int:
+    """How many runs the period holds."""
+    return int(session.scalar(select(func.count(Run.id)).where(*period.run_conditions())) or 0)
+
+
+def runs_in(session: Session, period: Period, *, chunk: int = 500) -> Iterator[list[Run]]:
+    """The period's runs, oldest first, with project and devices, ``chunk`` runs at a time.
+
+    Chunks keep memory flat and let a caller report progress on thousands of runs; each
+    chunk costs one query for the runs and one for their devices.
+    """
+    query = (
+        runs_query(None)
+        .where(*period.run_conditions())
+        .order_by(Run.started_at, Run.id)
+        .execution_options(yield_per=chunk)
+    )
+    for partition in session.scalars(query).partitions():
+        yield list(partition)
 
 
 def daily_energy(session: Session, period: Period) -> list[tuple[date, str, float]]:
