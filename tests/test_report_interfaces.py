@@ -95,7 +95,8 @@ def test_cli_writes_the_report_of_the_local_store(store_url: str, tmp_path: Path
     report = json.loads(output.read_text(encoding="utf-8"))
     expected_kwh = (FRA.energy_j + POL.energy_j) / J_PER_KWH
     assert report["summary"]["energy_kwh"] == pytest.approx(expected_kwh)
-    assert f"2 runs, {expected_kwh:,.3f} kWh, {_co2e_g(FRA, POL) / 1000:,.3f} kgCO2e" in done.stdout
+    # 350 W x 70 s = 24,500 J = 6.81 Wh; 14,000 J x 56 g/kWh + 10,500 J x 662 g/kWh = 2.15 g.
+    assert "2 runs, 6.81 Wh, 2.15 g CO2e location-based" in done.stdout
     refused = cli("report", "--from", DAY, "--to", "2020-01-01", "-o", str(output), env=env)
     assert refused.returncode == 1
     assert "--from must not be after --to" in refused.stderr

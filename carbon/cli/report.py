@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from carbon._format import format_energy_wh, format_mass_g
 from carbon.errors import ConfigError
 from carbon.reports.build import build_report
 from carbon.reports.render import FORMATS, render_report
@@ -207,10 +208,9 @@ def report_command(
         typer.echo(f"report for {period} from {settings.server_url}: {output} ({chosen})")
         return
     totals = report["summary"]
-    co2e = totals["co2e_g"]
-    typer.echo(
-        f"report for {period}: {totals['runs']} runs, "
-        + (f"{totals['energy_kwh']:,.3f} kWh, " if totals["energy_kwh"] is not None else "")
-        + (f"{co2e / 1000:,.3f} kgCO2e location-based; " if co2e is not None else "")
-        + f"{output} ({chosen})"
-    )
+    figures = [f"{totals['runs']} runs"]
+    if totals["energy_j"] is not None:
+        figures.append(format_energy_wh(totals["energy_j"]))
+    if totals["co2e_g"] is not None:
+        figures.append(f"{format_mass_g(totals['co2e_g'])} CO2e location-based")
+    typer.echo(f"report for {period}: {', '.join(figures)}; {output} ({chosen})")

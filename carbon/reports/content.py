@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from carbon._format import MISSING, format_mass_g
+from carbon._format import MISSING, format_energy_wh, format_mass_g
+from carbon.units import J_PER_KWH
 
 __all__ = [
     "FIGURE_LABELS",
@@ -160,13 +161,21 @@ class Document:
 
 
 def kwh_text(energy_kwh: float | None) -> str:
-    """Energy in kWh with three decimals and thousands separators."""
-    return MISSING if energy_kwh is None else f"{energy_kwh:,.3f} kWh"
+    """Energy in kWh with three decimals; below 1 kWh also at a readable scale (``460 mWh``)."""
+    if energy_kwh is None:
+        return MISSING
+    fixed = f"{energy_kwh:,.3f} kWh"
+    return (
+        fixed if abs(energy_kwh) >= 1 else f"{fixed} ({format_energy_wh(energy_kwh * J_PER_KWH)})"
+    )
 
 
 def kg_text(mass_g: float | None, missing: str = MISSING) -> str:
-    """CO2e in kg with three decimals (gram resolution)."""
-    return missing if mass_g is None else f"{mass_g / 1000:,.3f} kgCO2e"
+    """CO2e in kg with three decimals (gram resolution); below 1 kg also as ``175 mg``."""
+    if mass_g is None:
+        return missing
+    fixed = f"{mass_g / 1000:,.3f} kgCO2e"
+    return fixed if abs(mass_g) >= 1000 else f"{fixed} ({format_mass_g(mass_g)})"
 
 
 def share_text(fraction: float | None) -> str:

@@ -9,6 +9,7 @@ recommendations are read by key with defaults, so an item missing a field still 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -78,9 +79,13 @@ APPENDIX_COLUMNS = (
 
 
 def _number(value: Any, unit: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """A value with three significant digits, written out (``0.000705``, never ``7.05e-04``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return MISSING
-    return f"{value:,.4g} {unit}".strip()
+    if value == 0 or abs(value) >= 100:
+        return f"{value:,.0f} {unit}".strip()
+    decimals = 2 - math.floor(math.log10(abs(value)))
+    return f"{value:,.{decimals}f} {unit}".strip()
 
 
 def _equivalents(report: Mapping[str, Any]) -> list[Block]:
@@ -95,10 +100,14 @@ def _equivalents(report: Mapping[str, Any]) -> list[Block]:
     if not items:
         return [*blocks, Paragraph("No illustration applies: the totals are unknown.", "note")]
     for item in items:
-        basis = "location-based CO2e" if item.get("basis") == "co2e" else "IT energy"
+        basis = (
+            "location-based CO2e"
+            if item.get("basis") == "co2e"
+            else "facility energy (IT energy x PUE)"
+        )
         blocks += [
             Paragraph(
-                f"About {_number(item.get('value'), str(item.get('unit') or ''))} of "
+                f"About {_number(item.get('value'), str(item.get('unit') or ''))}: "
                 f"{text(item.get('name'))} (illustration, from the period's {basis})."
             ),
             Bullets(

@@ -340,7 +340,7 @@ def emissions(report: Mapping[str, Any]) -> list[Block]:
         lambda f: (
             text(f["zone"]),
             text(f["source"]),
-            text(f["year"]),
+            MISSING if f["year"] is None else str(f["year"]),
             text(f["factor_type"]),
             "yes" if f["fallback"] else "no",
             _factor_range(f),
