@@ -395,10 +395,12 @@ def test_timed_inference_counts_whole_passes(teacher: nn.Module, digits: DigitsS
     once = timed_inference(teacher, digits, batch_size=64, budget_s=0.0, on_batch=counted.append)
     assert (once.passes, once.inferences, sum(counted)) == (1, N_TEST, N_TEST)
     assert once.accuracy == accuracy(teacher, digits.x_test, digits.y_test)
-    longer = timed_inference(teacher, digits, batch_size=64, budget_s=0.2)
+    # A budget of several passes' time, so a second pass starts however loaded the machine is.
+    budget_s = max(0.2, 4 * once.elapsed_s)
+    longer = timed_inference(teacher, digits, batch_size=64, budget_s=budget_s)
     assert longer.passes > 1
     assert longer.inferences == longer.passes * N_TEST
-    assert longer.elapsed_s >= 0.2
+    assert longer.elapsed_s >= budget_s
     assert longer.accuracy == once.accuracy
 
 
@@ -464,5 +466,6 @@ def test_run_demo_stores_a_run_per_training_and_compression_setting(tmp_path: Pa
     output = "\n".join(lines)
     assert "J/inference" in output
     assert all(name in output for name in by_name)
-    assert lines[-1].endswith("see them with `carbon runs list`")
-    assert str(tmp_path / "carbon.db") in lines[-1]
+    assert lines[-2].endswith("see them with `carbon runs list`")
+    assert lines[-1].startswith("their sustainability report: `carbon report --output")
+    assert str(tmp_path / "carbon.db") in lines[-2]

@@ -292,4 +292,5 @@ def run_job(settings: Settings, config: DemoConfig, echo: Echo) -> list[dict[str
         f"{len(demo.summaries)} runs in {time.perf_counter() - started:.0f} s, stored in "
         f"{mask_url(settings.resolved_database_url)}; see them with `carbon runs list`"
     )
+    echo("their sustainability report: `carbon report --output report.html` (or .pdf, .csv)")
     return demo.summaries
