@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from carbon.errors import ConfigError
-from carbon.reports.modelcard import hf_model_card, llama_table
+from carbon.reports.modelcard import hf_model_card
+from carbon.reports.modelcard_llama import llama_table
 from carbon.settings import Settings, load_settings
 
 

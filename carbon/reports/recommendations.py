@@ -1,11 +1,12 @@
 """What a period's runs could have done differently, each with an estimated saving.
 
 ``region`` (a cleaner region), ``hours`` (a whole-hour shift, where an hourly intensity
-series was imported), ``compression`` (a cheaper inference setting within an accuracy loss)
-and ``mfu`` (training at a target utilisation). Each is computed from the runs' stored
-figures (their summaries) and, for the hours, their energy per hour: nothing is written and
-the raw samples are never read. Each saving states its assumption, since these are
-estimates for a report, not accounting figures; CO2e is location-based.
+series was imported; :mod:`carbon.reports.hour_shift`), ``compression`` (a cheaper
+inference setting within an accuracy loss) and ``mfu`` (training at a target utilisation).
+Each is computed from the runs' stored figures (their summaries) and, for the hours, their
+energy per hour: nothing is written and the raw samples are never read. Each saving states
+its assumption, since these are estimates for a report, not accounting figures; CO2e is
+location-based. :func:`recommend` runs them all and orders what they find.
 """
 
 from __future__ import annotations
@@ -13,62 +14,26 @@ from __future__ import annotations
 import functools
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
 from carbon._format import format_energy, format_energy_wh, format_mass_g, format_share
 from carbon.accounting import compression as tradeoff
-from carbon.accounting.hourly import hourly_co2e_g
 from carbon.accounting.regions import Region, cloud_regions, parse_region
 from carbon.accounting.resolve import Pricing, resolve
 from carbon.errors import ConfigError
-from carbon.store import factors
-from carbon.store.queries import energy_by_hour, runs_by_ids
+from carbon.reports.advice import Kind, Recommendation, Summary, finite, runs_text
+from carbon.reports.hour_shift import MAX_SHIFT_H, hour_shifts
 from carbon.units import J_PER_KWH
 
 __all__ = ["MAX_RUNS_PER_ZONE", "MAX_SHIFT_H", "Kind", "Recommendation", "recommend"]
 
-Kind = Literal["region", "hours", "compression", "mfu"]
-Summary = Mapping[str, Any]
-
-MAX_SHIFT_H = 12
-"""The hours recommendation tries every whole-hour shift from -12 h to +12 h."""
-
 MAX_RUNS_PER_ZONE = 2_000
 """At most this many runs per zone (those with the most energy) are shifted hour by hour."""
 
-_SHIFTS_H = tuple(range(-MAX_SHIFT_H, MAX_SHIFT_H + 1))
 _NAMED_RUNS = 5
-_SERIES_CHUNK = 500  # hours per query for an intensity series
 _ACCURACY_TOLERANCE = 1e-9  # 0.92 - 0.91 is 0.0100000000000000009 in floating point
-
-
-@dataclass(frozen=True, slots=True)
-class Recommendation:
-    """A change that would have saved energy or emissions, and by how much.
-
-    Attributes:
-        kind: ``region``, ``hours``, ``compression`` or ``mfu``.
-        title: The recommendation and its saving, one sentence.
-        detail: The figures behind it.
-        saving_j: IT energy saved (before PUE), joules: 0 where only the emission factor
-            changes (region, hours); ``None`` when unknown.
-        saving_g: Location-based CO2e saved, grams; ``None`` when unknown.
-        runs: Ids of the runs concerned.
-        assumption: How the saving was estimated and what it does not account for.
-    """
-
-    kind: Kind
-    title: str
-    detail: str
-    saving_j: float | None
-    saving_g: float | None
-    runs: tuple[str, ...]
-    assumption: str
 
 
 def recommend(
@@ -103,22 +68,11 @@ def recommend(
         raise ValueError(f"mfu_threshold must be in (0, 1], got {mfu_threshold}")
     found = [
         *_region(summaries),
-        *_hours(session, summaries, team_id),
+        *hour_shifts(session, summaries, team_id, max_runs_per_zone=MAX_RUNS_PER_ZONE),
         *_compression(summaries, max_accuracy_loss),
         *_mfu(summaries, mfu_threshold),
     ]
     return sorted(found, key=lambda r: (r.saving_g is None, -(r.saving_g or 0.0), r.kind, r.title))
-
-
-def _num(value: Any) -> float | None:
-    """A finite int or float as a float; None for anything else (bools and None included)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _runs_text(count: int) -> str:
-    return f"{count} run{'' if count == 1 else 's'}"
 
 
 @functools.cache
@@ -147,7 +101,7 @@ def _region(summaries: Sequence[Summary]) -> list[Recommendation]:
         if region is None:
             continue
         used.add(region.code)
-        if None not in (_num(s.get(k)) for k in ("energy_j", "co2e_g", "pue")):
+        if None not in (finite(s.get(k)) for k in ("energy_j", "co2e_g", "pue")):
             groups[region].append(s)
     found: list[Recommendation | None] = []
     for region in sorted(groups, key=lambda r: r.code):
@@ -188,12 +142,12 @@ def _region_move(code: str, runs: list[Summary], candidates: list[str]) -> Recom
     return Recommendation(
         kind="region",
         title=(
-            f"Moving the {_runs_text(len(runs))} in {code} to {target.code} "
+            f"Moving the {runs_text(len(runs))} in {code} to {target.code} "
             f"would have cut their CO2e by {format_share(saving_g / current_g)}, "
             f"{format_mass_g(saving_g)}."
         ),
         detail=(
-            f"The {_runs_text(len(runs))} in {code} drew {format_energy_wh(energy_j)} and "
+            f"The {runs_text(len(runs))} in {code} drew {format_energy_wh(energy_j)} and "
             f"emitted {format_mass_g(current_g)} CO2e. In {target.code} ({target.name}), "
             f"at {factor.intensity_g_per_kwh:.0f} g/kWh and {pue_text}, the same energy "
             f"would have emitted {format_mass_g(other_g)}; the cleanest of "
@@ -215,111 +169,13 @@ def _region_move(code: str, runs: list[Summary], candidates: list[str]) -> Recom
     )
 
 
-def _fetch(
-    session: Session, zone: str, hours: Iterable[datetime], known: dict[datetime, float | None]
-) -> None:
-    """Read the zone's intensity for the hours not asked yet (None marks an hour without)."""
-    new = sorted(set(hours) - known.keys())
-    known.update(dict.fromkeys(new))
-    for start in range(0, len(new), _SERIES_CHUNK):
-        known.update(factors.series(session, zone, new[start : start + _SERIES_CHUNK]))
-
-
-def _probe_hours(summary: Summary) -> Iterable[datetime]:
-    """The hours a run's shifted energy could fall in, from its start and duration."""
-    started = datetime.fromisoformat(str(summary["started_at"]))
-    started = started.replace(tzinfo=UTC) if started.tzinfo is None else started.astimezone(UTC)
-    first = started.replace(minute=0, second=0, microsecond=0)
-    span_h = math.ceil((_num(summary.get("duration_s")) or 0.0) / 3600)
-    return (first + timedelta(hours=h) for h in range(-MAX_SHIFT_H, span_h + MAX_SHIFT_H + 1))
-
-
-def _hours(
-    session: Session, summaries: Sequence[Summary], team_id: int | None
-) -> list[Recommendation]:
-    by_zone: dict[str, list[Summary]] = defaultdict(list)
-    for s in summaries:
-        zone = s.get("intensity_zone")
-        figures = [_num(s.get(k)) for k in ("energy_j", "pue", "intensity_g_per_kwh")]
-        if isinstance(zone, str) and None not in figures and s.get("started_at"):
-            by_zone[zone].append(s)
-    found = [_zone_shift(session, zone, by_zone[zone], team_id) for zone in sorted(by_zone)]
-    return [recommendation for recommendation in found if recommendation is not None]
-
-
-def _zone_shift(
-    session: Session, zone: str, runs: list[Summary], team_id: int | None
-) -> Recommendation | None:
-    """The best whole-hour shift of one zone's runs, if the zone has a series and it saves."""
-    ranked = sorted(runs, key=lambda s: (-float(s["energy_j"]), str(s["id"])))
-    examined = ranked[:MAX_RUNS_PER_ZONE]
-    known: dict[datetime, float | None] = {}
-    _fetch(session, zone, (h for run in examined for h in _probe_hours(run)), known)
-    if all(value is None for value in known.values()):
-        return None  # no imported series for this zone around these runs
-    runs_by_ids(session, [str(run["id"]) for run in examined], team_id=team_id)
-    profiles = [(run, energy_by_hour(session, str(run["id"]))) for run in examined]
-    profiles = [(run, hours) for run, hours in profiles if hours]
-    moves = (h + timedelta(hours=k) for _, hours in profiles for h in hours for k in _SHIFTS_H)
-    _fetch(session, zone, moves, known)
-    totals_g = [0.0] * len(_SHIFTS_H)
-    missing = [0] * len(_SHIFTS_H)
-    for run, hours in profiles:
-        pue, static = float(run["pue"]), float(run["intensity_g_per_kwh"])
-        for index, shift_h in enumerate(_SHIFTS_H):
-            moved = {hour + timedelta(hours=shift_h): e for hour, e in hours.items()}
-            intensities = {h: v for h in moved if (v := known.get(h)) is not None}
-            result = hourly_co2e_g(moved, intensities, pue=pue)
-            totals_g[index] += result.total_with_fallback_g(static)
-            missing[index] += len(result.missing_hours)
-    now = _SHIFTS_H.index(0)
-    best = min(range(len(_SHIFTS_H)), key=lambda i: (totals_g[i], abs(_SHIFTS_H[i]), i))
-    now_g, best_g, shift_h = totals_g[now], totals_g[best], _SHIFTS_H[best]
-    saving_g = now_g - best_g
-    if shift_h == 0 or saving_g <= 1e-9 * now_g:
-        return None
-    run_ids = sorted(str(run["id"]) for run, _ in profiles)
-    capped = (
-        f" Only the {_runs_text(len(examined))} with the most energy of the {len(ranked)} "
-        "in the zone were examined."
-        if len(ranked) > len(examined)
-        else ""
-    )
-    return Recommendation(
-        kind="hours",
-        title=(
-            f"Starting the {_runs_text(len(run_ids))} in zone {zone} {abs(shift_h)} h "
-            f"{'later' if shift_h > 0 else 'earlier'} would have cut their CO2e by "
-            f"{format_share(saving_g / now_g)}, {format_mass_g(saving_g)}."
-        ),
-        detail=(
-            f"Hour by hour with the imported {zone} intensity series these runs emitted "
-            f"{format_mass_g(now_g)}; moved {shift_h:+d} h, the best whole-hour shift from "
-            f"-{MAX_SHIFT_H} h to +{MAX_SHIFT_H} h, they would have emitted "
-            f"{format_mass_g(best_g)}. {missing[best]} run-hour(s) at that shift fall outside "
-            "the series and are priced at the run's static factor."
-        ),
-        saving_j=0.0,
-        saving_g=saving_g,
-        runs=tuple(run_ids),
-        assumption=(
-            "Each run's stored energy per hour moved by the same whole number of hours, "
-            "unchanged; each hour priced with the zone's imported series at the run's own "
-            "PUE, hours the series lacks at the run's static factor (as whatif does). One "
-            "shift for all the zone's runs. Does not account for deadlines, dependencies "
-            "between runs, queueing or capacity at the other hours, nor for the grid's "
-            f"response to the moved load.{capped}"
-        ),
-    )
-
-
 def _compression(summaries: Sequence[Summary], max_loss: float) -> list[Recommendation]:
     by_project: dict[tuple[str, str], list[tuple[str, Summary, float, float]]] = defaultdict(list)
     for s in summaries:
         metrics = s.get("metrics")
-        accuracy = _num(metrics.get("accuracy")) if isinstance(metrics, Mapping) else None
-        per_item_j = _num(s.get("j_per_inference")) or 0.0
-        known = None not in (_num(s.get("energy_j")), _num(s.get("samples")))
+        accuracy = finite(metrics.get("accuracy")) if isinstance(metrics, Mapping) else None
+        per_item_j = finite(s.get("j_per_inference")) or 0.0
+        known = None not in (finite(s.get("energy_j")), finite(s.get("samples")))
         if s.get("kind") == "inference" and known and accuracy is not None and per_item_j > 0:
             label = tradeoff.compression_label(s.get("compression"))
             by_project[(str(s["project"]), _machine(s))].append((label, s, per_item_j, accuracy))
@@ -366,7 +222,7 @@ def _pooled(label: str, members: list[Summary]) -> tradeoff.TradeoffPoint:
 def _left_out(unpriced: int, priced: int) -> str:
     if not (priced and unpriced):
         return ""
-    return f" {_runs_text(unpriced)} without a CO2e figure are not in the CO2e saving."
+    return f" {runs_text(unpriced)} without a CO2e figure are not in the CO2e saving."
 
 
 def _compress(
@@ -379,7 +235,7 @@ def _compress(
 ) -> Recommendation:
     delta_j = base.energy_per_item_j - point.energy_per_item_j
     inferences = math.fsum(float(s["samples"]) for s in base_runs)
-    priced = [s for s in base_runs if _num(s.get("co2e_g")) is not None and s["energy_j"] > 0]
+    priced = [s for s in base_runs if finite(s.get("co2e_g")) is not None and s["energy_j"] > 0]
     per_run_g = (float(s["samples"]) * delta_j * s["co2e_g"] / s["energy_j"] for s in priced)
     saving_g = math.fsum(per_run_g) if priced else None
     left_out = _left_out(len(base_runs) - len(priced), len(priced))
@@ -392,10 +248,10 @@ def _compress(
         ),
         detail=(
             f"{base.label}: {format_energy(base.energy_per_item_j)} per inference, accuracy "
-            f"{base.accuracy:.4g} ({_runs_text(len(base_runs))}, {inferences:.0f} inferences). "
+            f"{base.accuracy:.4g} ({runs_text(len(base_runs))}, {inferences:.0f} inferences). "
             f"{point.label}: {format_energy(point.energy_per_item_j)} per inference, accuracy "
             f"{point.accuracy:.4g} ({point.accuracy - base.accuracy:+.4g}; "
-            f"{_runs_text(len(members))})."
+            f"{runs_text(len(members))})."
         ),
         saving_j=inferences * delta_j,
         saving_g=saving_g,
@@ -416,12 +272,12 @@ def _compress(
 def _mfu(summaries: Sequence[Summary], threshold: float) -> list[Recommendation]:
     low: list[tuple[Summary, float, float, float | None]] = []
     for summary in summaries:
-        mfu, energy_j = _num(summary.get("mfu")), _num(summary.get("energy_j"))
+        mfu, energy_j = finite(summary.get("mfu")), finite(summary.get("energy_j"))
         if summary.get("kind") != "training" or mfu is None or energy_j is None:
             continue
         if 0 <= mfu < threshold:
             share = 1 - mfu / threshold
-            co2e = _num(summary.get("co2e_g"))
+            co2e = finite(summary.get("co2e_g"))
             low.append((summary, mfu, energy_j * share, None if co2e is None else co2e * share))
     if not low:
         return []
@@ -440,7 +296,7 @@ def _mfu(summaries: Sequence[Summary], threshold: float) -> list[Recommendation]
         Recommendation(
             kind="mfu",
             title=(
-                f"{_runs_text(len(low))} trained below {target} MFU; at {target} the same work "
+                f"{runs_text(len(low))} trained below {target} MFU; at {target} the same work "
                 f"would have used up to {format_energy_wh(saving_j)} less."
             ),
             detail=f"Largest savings first: {named}.",
