@@ -32,6 +32,7 @@ power differ from both the SXM and the PCIe parts.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -239,6 +240,7 @@ _BRAND_WORDS = frozenset({"nvidia", "tesla", "amd", "instinct"})
 _SEPARATORS = re.compile(r"[\s\-_/,()]+")
 
 
+@functools.lru_cache(maxsize=1024)
 def _name_words(name: str) -> frozenset[str]:
     """Words of a device name, lower-cased, without separators or brand words."""
     return frozenset(_SEPARATORS.split(name.lower())) - _BRAND_WORDS - {""}

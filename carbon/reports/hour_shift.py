@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from carbon._format import format_mass_g, format_share
-from carbon.accounting.hourly import hourly_co2e_g
 from carbon.reports.advice import Recommendation, Summary, finite, runs_text
 from carbon.store import factors
-from carbon.store.queries import energy_by_hour, runs_by_ids
+from carbon.store.queries import energy_by_hour_of_runs
+from carbon.units import J_PER_KWH
 
 __all__ = ["MAX_SHIFT_H", "hour_shifts"]
 
@@ -28,7 +28,6 @@ MAX_SHIFT_H = 12
 """The hours recommendation tries every whole-hour shift from -12 h to +12 h."""
 
 _SHIFTS_H = tuple(range(-MAX_SHIFT_H, MAX_SHIFT_H + 1))
-_SERIES_CHUNK = 500  # hours per query for an intensity series
 _S_PER_H = 3600
 
 
@@ -67,57 +66,70 @@ def hour_shifts(
     return [recommendation for recommendation in found if recommendation is not None]
 
 
-def _fetch(
-    session: Session, zone: str, hours: Iterable[datetime], known: dict[datetime, float | None]
-) -> None:
-    """Read the zone's intensity for the hours not asked yet (None marks an hour without)."""
-    new = sorted(set(hours) - known.keys())
-    known.update(dict.fromkeys(new))
-    for start in range(0, len(new), _SERIES_CHUNK):
-        known.update(factors.series(session, zone, new[start : start + _SERIES_CHUNK]))
-
-
-def _probe_hours(summary: Summary) -> Iterable[datetime]:
-    """The hours a run's shifted energy could fall in, from its start and duration."""
-    started = datetime.fromisoformat(str(summary["started_at"]))
-    started = started.replace(tzinfo=UTC) if started.tzinfo is None else started.astimezone(UTC)
-    first = started.replace(minute=0, second=0, microsecond=0)
-    span_h = math.ceil((finite(summary.get("duration_s")) or 0.0) / _S_PER_H)
-    return (first + timedelta(hours=h) for h in range(-MAX_SHIFT_H, span_h + MAX_SHIFT_H + 1))
+def _window(runs: Sequence[Summary]) -> tuple[datetime, datetime]:
+    """The hours the runs' energy could fall in once shifted: first start to last end, ± 12 h."""
+    starts, ends = [], []
+    for run in runs:
+        started = datetime.fromisoformat(str(run["started_at"]))
+        started = started.replace(tzinfo=UTC) if started.tzinfo is None else started
+        first = started.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        span_h = math.ceil((finite(run.get("duration_s")) or 0.0) / _S_PER_H)
+        starts.append(first)
+        ends.append(first + timedelta(hours=span_h + 1))
+    margin = timedelta(hours=MAX_SHIFT_H)
+    return min(starts) - margin, max(ends) + margin
 
 
 def _zone_shift(
     session: Session, zone: str, runs: list[Summary], team_id: int | None, max_runs: int
 ) -> Recommendation | None:
-    """The best whole-hour shift of one zone's runs, if the zone has a series and it saves."""
+    """The best whole-hour shift of one zone's runs, if the zone has a series and it saves.
+
+    CO2e is linear in energy, so the runs' hours are summed first: per hour, the energy x
+    PUE (priced with the series where it has the shifted hour) and the energy x PUE x static
+    factor (used where it has not). Each shift then costs one pass over the zone's hours.
+    """
     ranked = sorted(runs, key=lambda s: (-float(s["energy_j"]), str(s["id"])))
     examined = ranked[:max_runs]
-    known: dict[datetime, float | None] = {}
-    _fetch(session, zone, (h for run in examined for h in _probe_hours(run)), known)
-    if all(value is None for value in known.values()):
+    start, end = _window(examined)
+    series = factors.series_between(session, zone, start, end)
+    if not series:
         return None  # no imported series for this zone around these runs
-    runs_by_ids(session, [str(run["id"]) for run in examined], team_id=team_id)
-    profiles = [(run, energy_by_hour(session, str(run["id"]))) for run in examined]
-    profiles = [(run, hours) for run, hours in profiles if hours]
-    moves = (h + timedelta(hours=k) for _, hours in profiles for h in hours for k in _SHIFTS_H)
-    _fetch(session, zone, moves, known)
+    by_run = energy_by_hour_of_runs(session, [str(run["id"]) for run in examined], team_id=team_id)
+    facility_j: dict[datetime, float] = defaultdict(float)
+    static_j_g_per_kwh: dict[datetime, float] = defaultdict(float)
+    run_hours: dict[datetime, int] = defaultdict(int)
+    profiled = []
+    for run in examined:
+        hours = by_run[str(run["id"])]
+        if not hours:
+            continue
+        profiled.append(str(run["id"]))
+        pue, static = float(run["pue"]), float(run["intensity_g_per_kwh"])
+        for hour, energy_j in hours.items():
+            facility_j[hour] += energy_j * pue
+            static_j_g_per_kwh[hour] += energy_j * pue * static
+            run_hours[hour] += 1
     totals_g = [0.0] * len(_SHIFTS_H)
     missing = [0] * len(_SHIFTS_H)
-    for run, hours in profiles:
-        pue, static = float(run["pue"]), float(run["intensity_g_per_kwh"])
-        for index, shift_h in enumerate(_SHIFTS_H):
-            moved = {hour + timedelta(hours=shift_h): e for hour, e in hours.items()}
-            intensities = {h: v for h in moved if (v := known.get(h)) is not None}
-            result = hourly_co2e_g(moved, intensities, pue=pue)
-            totals_g[index] += result.total_with_fallback_g(static)
-            missing[index] += len(result.missing_hours)
+    for index, shift_h in enumerate(_SHIFTS_H):
+        moved = timedelta(hours=shift_h)
+        terms = []
+        for hour, energy_j in facility_j.items():
+            intensity = series.get(hour + moved)
+            if intensity is None:
+                terms.append(static_j_g_per_kwh[hour])
+                missing[index] += run_hours[hour]
+            else:
+                terms.append(energy_j * intensity)
+        totals_g[index] = math.fsum(terms) / J_PER_KWH
     now = _SHIFTS_H.index(0)
     best = min(range(len(_SHIFTS_H)), key=lambda i: (totals_g[i], abs(_SHIFTS_H[i]), i))
     now_g, best_g, shift_h = totals_g[now], totals_g[best], _SHIFTS_H[best]
     saving_g = now_g - best_g
     if shift_h == 0 or saving_g <= 1e-9 * now_g:
         return None
-    run_ids = sorted(str(run["id"]) for run, _ in profiles)
+    run_ids = sorted(profiled)
     capped = (
         f" Only the {runs_text(len(examined))} with the most energy of the {len(ranked)} "
         "in the zone were examined."

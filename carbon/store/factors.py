@@ -73,6 +73,20 @@ def series(db: Session | Connection, zone: str, hours: Sequence[datetime]) -> di
     return {hour: value for hour, value in rows}
 
 
+def series_between(
+    db: Session | Connection, zone: str, start: datetime, end: datetime
+) -> dict[datetime, float]:
+    """The stored intensity of ``zone`` for every hour from ``start`` until ``end`` (excluded)."""
+    rows = db.execute(
+        select(IntensityHour.hour_start, IntensityHour.intensity_g_per_kwh).where(
+            IntensityHour.zone == zone,
+            IntensityHour.hour_start >= start,
+            IntensityHour.hour_start < end,
+        )
+    ).all()
+    return {hour: value for hour, value in rows}
+
+
 def add_market_factor(
     session: Session,
     *,

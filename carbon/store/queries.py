@@ -206,3 +206,34 @@ def energy_by_hour(db: Session | Connection, run_id: str) -> dict[datetime, floa
         .order_by(RunEnergyHour.hour_start)
     )
     return {hour: float(energy_j) for hour, energy_j in rows}
+
+
+def energy_by_hour_of_runs(
+    db: Session | Connection,
+    run_ids: Sequence[str],
+    *,
+    team_id: int | None = None,
+    chunk: int = 500,
+) -> dict[str, dict[datetime, float]]:
+    """Several runs' energy (all ranks) per UTC hour, joules, in one query per ``chunk`` runs.
+
+    Raises:
+        RunNotFound: One of the full ids is not a run (of the team, when one is given).
+    """
+    ids = list(dict.fromkeys(run_ids))
+    found: dict[str, dict[datetime, float]] = {}
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        team = (Run.team_id == team_id,) if team_id is not None else ()
+        known = set(db.scalars(select(Run.id).where(Run.id.in_(part), *team)))
+        missing = [run_id for run_id in part if run_id not in known]
+        if missing:
+            raise RunNotFound(f"no run with id {missing[0]!r}")
+        rows = db.execute(
+            select(RunEnergyHour.run_id, RunEnergyHour.hour_start, func.sum(RunEnergyHour.energy_j))
+            .where(RunEnergyHour.run_id.in_(part))
+            .group_by(RunEnergyHour.run_id, RunEnergyHour.hour_start)
+        )
+        for run_id, hour, energy_j in rows:
+            found.setdefault(run_id, {})[hour] = float(energy_j)
+    return {run_id: found.get(run_id, {}) for run_id in ids}
