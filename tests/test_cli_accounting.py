@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 import carbon
+from carbon.accounting.hourly import HourlyIntensity
 from carbon.accounting.resolve import resolve
+from carbon.errors import ConfigError
 from carbon.settings import Settings
-from carbon.store import open_store
+from carbon.store import factors, open_store
 from carbon.store.models import IntensityHour
 from carbon.testing import ConstantPowerSource
 from tests.test_cli import _env, cli
@@ -90,6 +92,29 @@ def test_reimporting_hours_needs_replace(settings: Settings, tmp_path: Path) -> 
     assert "already stored" in again.stderr
     replaced = cli("intensity", "import", str(path), "--replace", env=env)
     assert replaced.returncode == 0, replaced.stderr
+
+
+def test_a_year_of_hours_imports_at_once_and_reimports_with_replace(settings: Settings) -> None:
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    year = [
+        HourlyIntensity("DE", start + timedelta(hours=h), 300.0 + h % 24, "year.csv")
+        for h in range(8_784)
+    ]
+    store = open_store(settings.resolved_database_url)
+    with store.session() as session:
+        assert factors.import_series(session, year) == 8_784
+    with store.session() as session, pytest.raises(ConfigError) as refused:
+        factors.import_series(session, year[100:200])
+    assert "100 hour(s) are already stored, the first DE 2025-01-05T04:00:00+00:00" in str(
+        refused.value
+    )
+    changed = [HourlyIntensity(r.zone, r.hour_start, 1.0, "fix.csv") for r in year[-2000:]]
+    with store.session() as session:
+        assert factors.import_series(session, changed, replace=True) == 2_000
+    with store.session() as session:
+        fixed = session.scalar(select(func.count()).where(IntensityHour.intensity_g_per_kwh == 1.0))
+        total = session.scalar(select(func.count()).select_from(IntensityHour))
+    assert (fixed, total) == (2_000, 8_784)
 
 
 def test_market_factor_gives_a_separate_market_based_figure(settings: Settings) -> None:

@@ -9,12 +9,37 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, delete, select, tuple_
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.orm import Session
 
 from carbon.accounting.hourly import HourlyIntensity
 from carbon.errors import ConfigError
 from carbon.store.models import DEFAULT_TEAM_ID, IntensityHour, MarketFactor
+
+_CHUNK = 1000
+"""Ids per ``DELETE``: a year of hours in one ``IN`` list is too deep for PostgreSQL's parser."""
+
+
+def _stored(session: Session, rows: Sequence[HourlyIntensity]) -> list[tuple[str, datetime, int]]:
+    """The rows' hours already stored, as ``(zone, hour, id)`` by zone and hour.
+
+    One range query per zone, matched here: a year of ``(zone, hour)`` pairs in one ``IN``
+    list exceeds PostgreSQL's stack depth limit.
+    """
+    by_zone: dict[str, set[datetime]] = {}
+    for row in rows:
+        by_zone.setdefault(row.zone, set()).add(row.hour_start)
+    found: list[tuple[str, datetime, int]] = []
+    for zone, hours in sorted(by_zone.items()):
+        stored = session.execute(
+            select(IntensityHour.hour_start, IntensityHour.id).where(
+                IntensityHour.zone == zone,
+                IntensityHour.hour_start >= min(hours),
+                IntensityHour.hour_start <= max(hours),
+            )
+        )
+        found.extend((zone, hour, row_id) for hour, row_id in stored if hour in hours)
+    return sorted(found)
 
 
 def import_series(
@@ -26,27 +51,17 @@ def import_series(
         ConfigError: Some hours are already stored for their zone and ``replace`` is off;
             the message names the first of them, and nothing is written.
     """
-    keys = [(row.zone, row.hour_start) for row in rows]
-    existing = (
-        session.execute(
-            select(IntensityHour.zone, IntensityHour.hour_start)
-            .where(tuple_(IntensityHour.zone, IntensityHour.hour_start).in_(keys))
-            .order_by(IntensityHour.zone, IntensityHour.hour_start)
-        ).all()
-        if keys
-        else []
-    )
+    existing = _stored(session, rows)
     if existing and not replace:
-        zone, hour = existing[0]
+        zone, hour, _ = existing[0]
         raise ConfigError(
             f"{len(existing)} hour(s) are already stored, the first {zone} "
             f"{hour.isoformat()}; nothing was imported (use --replace to overwrite them)"
         )
-    if existing:
+    ids = [row_id for _, _, row_id in existing]
+    for start in range(0, len(ids), _CHUNK):
         session.execute(
-            delete(IntensityHour).where(
-                tuple_(IntensityHour.zone, IntensityHour.hour_start).in_(keys)
-            )
+            delete(IntensityHour).where(IntensityHour.id.in_(ids[start : start + _CHUNK]))
         )
     session.add_all(
         IntensityHour(
