@@ -315,3 +315,20 @@ def test_previous_period_has_the_same_length() -> None:
     assert (before.since, before.until) == (date(2025, 10, 3), date(2025, 12, 31))
     assert before.days == request.days == 90
     assert ReportRequest(since=None, until=date(2026, 1, 1)).previous() is None
+
+
+def test_progress_follows_the_runs_read_and_the_stages(store: Store) -> None:
+    for spec in MIX:
+        write_run(store, spec)
+    seen: list[tuple[str, int, int | None]] = []
+    with store.session() as session:
+        build_report(
+            session,
+            ReportRequest(since=DAY, until=DAY),
+            progress=lambda stage, done, total: seen.append((stage, done, total)),
+        )
+    reading = [(done, total) for stage, done, total in seen if stage == "reading runs"]
+    assert reading[0] == (0, 3)
+    assert reading[-1] == (3, 3)
+    assert [done for done, _ in reading] == sorted(done for done, _ in reading)
+    assert [stage for stage, _, _ in seen][-2:] == ["adding up", "computing recommendations"]
