@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import Browser
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy import create_engine, text
 
 from carbon.demo.config import DemoConfig
@@ -280,8 +281,16 @@ def test_every_page_loads_with_its_graphs_and_no_errors(
         for name, path, component_ids in PAGES:
             tab.open(path.format_map(site.ids))
             for component_id in component_ids:
-                if tab.page.locator(f"#{component_id}").count() != 1:
+                # Some components (the grid) mount once their lazily loaded bundle arrives.
+                try:
+                    tab.page.wait_for_selector(f"#{component_id}", state="attached")
+                except PlaywrightTimeoutError:
                     problems.append(f"{path}: no #{component_id}")
+                    continue
+                if tab.page.locator(f"#{component_id}").count() != 1:
+                    problems.append(
+                        f"{path}: {tab.page.locator(f'#{component_id}').count()} #{component_id}"
+                    )
             if name in TEXTS:
                 selector, start = TEXTS[name]
                 shown = tab.page.inner_text(selector)

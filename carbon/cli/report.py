@@ -21,7 +21,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from carbon._format import format_energy_wh, format_mass_g
 from carbon.errors import ConfigError
-from carbon.reports.build import build_report
 from carbon.reports.render import FORMATS, render_report
 from carbon.reports.request import GROUP_BY, ReportRequest, default_period, parse_day
 from carbon.settings import Settings, load_settings
@@ -121,6 +120,8 @@ def _write_atomically(output: Path, content: bytes) -> None:
 def _local(
     settings: Settings, request: ReportRequest, fmt: str, progress: Any
 ) -> tuple[bytes, dict[str, Any] | None]:
+    from carbon.reports.build import build_report  # pricing imports the live-data client
+
     store = open_store(settings.resolved_database_url)
     with store.session() as session:
         report = build_report(session, request, progress=progress, source=store.display_url)
