@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from carbon.cli._common import write_atomically
 from carbon.errors import ConfigError
 from carbon.reports.modelcard import hf_model_card
 from carbon.reports.modelcard_llama import llama_table
@@ -65,10 +66,7 @@ def export_command(
     if output is None:
         typer.echo(text, nl=False)
         return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    write_atomically(output, text.encode("utf-8"))
     typer.echo(f"wrote {output_format.value} for {len(summaries)} run(s) to {output}")
 
 

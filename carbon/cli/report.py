@@ -7,8 +7,6 @@ whole or not at all: it appears under its name only once complete.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from carbon._format import format_energy_wh, format_mass_g
+from carbon.cli._common import write_atomically
 from carbon.errors import ConfigError
 from carbon.reports.render import FORMATS, render_report
 from carbon.reports.request import GROUP_BY, ReportRequest, default_period, parse_day
@@ -100,21 +99,6 @@ def _progress(enabled: bool) -> Iterator[Any]:
             bar.update(task, description=stage, completed=done, total=total)
 
         yield advance
-
-
-def _write_atomically(output: Path, content: bytes) -> None:
-    """Write ``content`` to ``output`` through a temporary file in the same folder."""
-    folder = output.resolve().parent
-    if not folder.is_dir():
-        raise ConfigError(f"cannot write {output}: folder {folder} does not exist")
-    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _local(
@@ -203,7 +187,7 @@ def report_command(
             content, report = _remote(settings, request, chosen, progress), None
         else:
             content, report = _local(settings, request, chosen, progress)
-        _write_atomically(output, content)
+        write_atomically(output, content)
     period = f"{request.since} to {request.until}"
     if report is None:
         typer.echo(f"report for {period} from {settings.server_url}: {output} ({chosen})")
