@@ -14,7 +14,8 @@ loopback (a SQLite store, a team and an ingest key): the sampler writes each bat
 agent's on-disk spool and the sender thread posts it, both inside the measured process.
 
 Run: ``python -m bench.overhead [--quick] [--sink local|remote]``; results go to
-``bench/results/overhead.json`` (``overhead-remote.json`` for the remote sink).
+``bench/results/overhead.json`` (``overhead-remote.json`` for the remote sink; ``-quick`` before
+``.json`` with ``--quick``).
 """
 
 from __future__ import annotations
@@ -175,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:44} {value:9.4f} {unit:12} limit {limit:<5} ratio {value / limit:.3f} {verdict}"
         )
     results = RESULTS if args.sink == "local" else RESULTS.with_name("overhead-remote.json")
+    if args.quick:  # a smoke check never replaces the full run's figures
+        results = results.with_name(results.stem + "-quick.json")
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(
         json.dumps(
