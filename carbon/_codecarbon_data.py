@@ -8,6 +8,7 @@ without executing its ``__init__``, and the files are read directly from its fol
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from importlib import metadata
 from pathlib import Path, PurePosixPath
@@ -66,8 +67,13 @@ def codecarbon_data_path(relative: str) -> Path:
     return path
 
 
+@functools.cache
 def codecarbon_version() -> str | None:
-    """Return the installed codecarbon version, or ``None`` where it cannot be read."""
+    """Return the installed codecarbon version, or ``None`` where it cannot be read.
+
+    Read once per process: every zone's source names it, and reading package metadata
+    scans the installed distributions each time.
+    """
     try:
         return metadata.version(_PACKAGE)
     except metadata.PackageNotFoundError:
