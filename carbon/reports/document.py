@@ -41,11 +41,11 @@ from carbon.reports.content import (
     text,
     version_line,
 )
+from carbon.reports.emissions_section import emissions
 from carbon.reports.sections import (
     boundary,
     breakdown,
     efficiency,
-    emissions,
     headline,
     scope_table,
 )
