@@ -12,17 +12,63 @@ no interval.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Self
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    model_validator,
+)
 
 RunKind = Literal["training", "inference"]
 FinalStatus = Literal["completed", "failed", "interrupted"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
+MAX_INT32 = 2**31 - 1
+"""Largest rank, device position or index: the store keeps them as 32-bit integers."""
+MAX_INT64 = 2**63 - 1
+"""Largest count (steps, samples, tokens, bytes): the store keeps them as 64-bit integers."""
+MAX_ENERGY_J = 1e18
+"""Largest energy one figure may hold (278 GWh, far past any run), so sums stay finite."""
+MAX_FLOPS = 1e36
+"""Largest FLOP count one figure may hold (10^10 times the largest runs), so sums stay finite."""
+MAX_PUE = 1_000.0
+"""Largest PUE a run may give: no facility comes near; a product with energy stays finite."""
+MAX_INTENSITY_G_PER_KWH = 1e6
+"""Largest grid intensity a run may give (1 t/kWh; coal is about 1 kg/kWh)."""
+
+_Energy = Annotated[float, Field(ge=0, le=MAX_ENERGY_J, allow_inf_nan=False)]
+_Flops = Annotated[float, Field(ge=0, le=MAX_FLOPS, allow_inf_nan=False)]
+_Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+def _has_utc_time(value: datetime) -> datetime:
+    """Refuse an aware time that has no UTC equivalent (year 1 east of UTC, 9999 west)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} lies outside years 1 to 9999 in UTC") from None
+    return value
+
+
+UtcTime = Annotated[AwareDatetime, AfterValidator(_has_utc_time)]
+"""A timezone-aware time the store can keep (in UTC)."""
+
 MAX_BATCH_ROWS = 100_000
 """Most samples (or work rows) one batch may carry."""
+
+_Count = Annotated[int, Field(ge=0, le=MAX_INT64)]
+"""A work counter of one row."""
+MAX_GAPS = 1_000
+"""Most gaps one batch may carry (a run lists at most a few hundred of its own)."""
+MAX_GAP_REASON_CHARS = 1_000
+"""Longest reason a gap may give."""
 
 
 class DeviceSpec(BaseModel):
@@ -30,16 +76,16 @@ class DeviceSpec(BaseModel):
 
     model_config = _FROZEN
 
-    position: int = Field(ge=0)
+    position: int = Field(ge=0, le=MAX_INT32)
     component: Literal["gpu", "cpu", "ram"]
-    name: str
-    method: str
+    name: str = Field(max_length=255)
+    method: str = Field(max_length=32)
     provenance: Literal["measured", "integrated", "estimated"]
     detail: str
-    index: int | None = None
-    uuid: str | None = None
-    power_limit_w: float | None = Field(default=None, ge=0)
-    memory_bytes: int | None = Field(default=None, ge=0)
+    index: int | None = Field(default=None, ge=0, le=MAX_INT32)
+    uuid: str | None = Field(default=None, max_length=96)
+    power_limit_w: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    memory_bytes: int | None = Field(default=None, ge=0, le=MAX_INT64)
 
 
 class IntensityInfo(BaseModel):
@@ -47,11 +93,11 @@ class IntensityInfo(BaseModel):
 
     model_config = _FROZEN
 
-    intensity_g_per_kwh: float = Field(ge=0, allow_inf_nan=False)
+    intensity_g_per_kwh: float = Field(ge=0, le=MAX_INTENSITY_G_PER_KWH, allow_inf_nan=False)
     source: str
-    zone: str
-    year: int | None = None
-    factor_type: str | None = None
+    zone: str = Field(max_length=64)
+    year: int | None = Field(default=None, ge=1, le=9999)
+    factor_type: str | None = Field(default=None, max_length=16)
     fallback: bool = False
     fallback_reason: str | None = None
 
@@ -65,23 +111,34 @@ class RunStart(BaseModel):
     project: str = Field(min_length=1, max_length=200)
     name: str = Field(min_length=1, max_length=200)
     kind: RunKind
-    started_at: AwareDatetime
-    host: str
-    region: str | None
-    pue: float = Field(ge=1.0, allow_inf_nan=False)
+    started_at: UtcTime
+    host: str = Field(max_length=255)
+    region: str | None = Field(max_length=64)
+    pue: float = Field(ge=1.0, le=MAX_PUE, allow_inf_nan=False)
     pue_source: str | None = None
     intensity: IntensityInfo | None
     sample_hz: float = Field(gt=0, allow_inf_nan=False)
-    carbon_version: str
+    carbon_version: str = Field(max_length=32)
     simulated: bool = False
-    rank: int = Field(default=0, ge=0)
-    world_size: int = Field(default=1, ge=1)
+    rank: int = Field(default=0, ge=0, le=MAX_INT32)
+    world_size: int = Field(default=1, ge=1, le=MAX_INT32)
     job_id: str | None = Field(default=None, max_length=128)
     hardware: dict[str, Any] = Field(default_factory=dict)
     compression: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
     devices: list[DeviceSpec]
+
+    @model_validator(mode="after")
+    def _devices_in_position_order(self) -> Self:
+        """Positions are 0, 1, 2, ... in order: batches name devices by them."""
+        for index, device in enumerate(self.devices):
+            if device.position != index:
+                raise ValueError(
+                    f"devices: the device at index {index} has position {device.position}; "
+                    "positions are 0, 1, 2, ... in the order the devices are listed"
+                )
+        return self
 
 
 class Totals(BaseModel):
@@ -90,13 +147,13 @@ class Totals(BaseModel):
     model_config = _FROZEN
 
     duration_s: float = Field(ge=0, allow_inf_nan=False)
-    device_energy_j: list[float]
-    steps: int = Field(ge=0)
-    samples: int | None = Field(default=None, ge=0)
-    tokens: int | None = Field(default=None, ge=0)
-    flops: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    flops_method: str | None = None
-    precision: str | None = None
+    device_energy_j: list[_Energy]
+    steps: int = Field(ge=0, le=MAX_INT64)
+    samples: int | None = Field(default=None, ge=0, le=MAX_INT64)
+    tokens: int | None = Field(default=None, ge=0, le=MAX_INT64)
+    flops: _Flops | None = None
+    flops_method: str | None = Field(default=None, max_length=32)
+    precision: str | None = Field(default=None, max_length=16)
     metrics: dict[str, FiniteFloat] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
 
@@ -116,14 +173,40 @@ class WindowRecord(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     start_s: float = Field(ge=0, allow_inf_nan=False)
     duration_s: float = Field(ge=0, allow_inf_nan=False)
-    energy_j: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    energy_gpu_j: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    energy_cpu_j: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    energy_ram_j: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    steps: int = Field(ge=0)
-    samples: int | None = Field(default=None, ge=0)
-    tokens: int | None = Field(default=None, ge=0)
-    flops: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    energy_j: _Energy | None = None
+    energy_gpu_j: _Energy | None = None
+    energy_cpu_j: _Energy | None = None
+    energy_ram_j: _Energy | None = None
+    steps: int = Field(ge=0, le=MAX_INT64)
+    samples: int | None = Field(default=None, ge=0, le=MAX_INT64)
+    tokens: int | None = Field(default=None, ge=0, le=MAX_INT64)
+    flops: _Flops | None = None
+
+
+class Gap(BaseModel):
+    """A span in which a device, or every device, has no per-second samples, and why.
+
+    A device's gap opens at its last reading (a GPU lost, a source failed, a read that
+    failed) and closes when it is read again; a full agent spool opens one for every device
+    (``device`` is ``None``) over the batches it kept without their samples. Energy over a
+    closed gap is not lost where the device has an energy counter: it lands in the device's
+    first sample after the gap, which spans the gap. ``end_s`` is ``None`` while the gap is
+    open, and at the run's end means "until the end". Batches carry every gap of their rank
+    so far, so the store updates a gap that grew (same device and ``start_s``) in place.
+    """
+
+    model_config = _FROZEN
+
+    device: int | None = Field(default=None, ge=0, le=MAX_INT32)
+    start_s: float = Field(ge=0, allow_inf_nan=False)
+    end_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    reason: str = Field(min_length=1, max_length=MAX_GAP_REASON_CHARS)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.end_s is not None and self.end_s < self.start_s:
+            raise ValueError(f"a gap ends ({self.end_s!r} s) before it starts ({self.start_s!r} s)")
+        return self
 
 
 class Batch(BaseModel):
@@ -137,23 +220,24 @@ class Batch(BaseModel):
     model_config = _FROZEN
 
     run_id: str = Field(pattern=r"^[0-9a-f]{32}$")
-    rank: int = Field(default=0, ge=0)
-    seq: int = Field(ge=0, le=2**31 - 1)
+    rank: int = Field(default=0, ge=0, le=MAX_INT32)
+    seq: int = Field(ge=0, le=MAX_INT32)
     sample_device: list[int] = Field(default_factory=list, max_length=MAX_BATCH_ROWS)
     sample_offset_s: list[FiniteFloat] = Field(default_factory=list)
     sample_interval_s: list[FiniteFloat] = Field(default_factory=list)
-    sample_energy_j: list[FiniteFloat] = Field(default_factory=list)
-    sample_utilization: list[FiniteFloat | None] = Field(default_factory=list)
+    sample_energy_j: list[_Energy] = Field(default_factory=list)
+    sample_utilization: list[_Fraction | None] = Field(default_factory=list)
     work_offset_s: list[FiniteFloat] = Field(default_factory=list, max_length=MAX_BATCH_ROWS)
     work_interval_s: list[FiniteFloat] = Field(default_factory=list)
-    work_steps: list[int] = Field(default_factory=list)
-    work_samples: list[int] = Field(default_factory=list)
-    work_tokens: list[int] = Field(default_factory=list)
-    work_flops: list[FiniteFloat] = Field(default_factory=list)
+    work_steps: list[_Count] = Field(default_factory=list)
+    work_samples: list[_Count] = Field(default_factory=list)
+    work_tokens: list[_Count] = Field(default_factory=list)
+    work_flops: list[_Flops] = Field(default_factory=list)
     windows: list[WindowRecord] = Field(default_factory=list, max_length=10_000)
     totals: Totals
     failed_devices: dict[int, str] = Field(default_factory=dict)
     failed_at_s: dict[int, FiniteFloat] = Field(default_factory=dict)
+    gaps: list[Gap] = Field(default_factory=list, max_length=MAX_GAPS)
 
     @model_validator(mode="after")
     def _columns_agree(self) -> Self:
@@ -198,10 +282,35 @@ class Batch(BaseModel):
                     f"({end_s!r} s after {last_end_s[device]!r} s)"
                 )
             last_end_s[device] = end_s
+        for end_s, interval_s in zip(self.work_offset_s, self.work_interval_s, strict=True):
+            if not -slack_s <= end_s <= self.totals.duration_s + slack_s:
+                raise ValueError(
+                    f"work_offset_s holds {end_s!r}: outside the run so far "
+                    f"(0 to totals.duration_s = {self.totals.duration_s!r} s)"
+                )
+            if interval_s < 0:
+                raise ValueError(f"work_interval_s holds {interval_s!r}; intervals are >= 0")
         for value in (*self.work_steps, *self.work_samples, *self.work_tokens, *self.work_flops):
             if value < 0:
                 raise ValueError(f"work counters hold {value}; counts are >= 0")
+        self._gaps_within_run(slack_s)
         return self
+
+    def _gaps_within_run(self, slack_s: float) -> None:
+        seen: set[tuple[int | None, float]] = set()
+        for gap in self.gaps:
+            for bound_s in (gap.start_s, gap.end_s):
+                if bound_s is not None and bound_s > self.totals.duration_s + slack_s:
+                    raise ValueError(
+                        f"gaps: a gap at {bound_s!r} s lies past the run so far "
+                        f"(totals.duration_s = {self.totals.duration_s!r} s)"
+                    )
+            key = (gap.device, gap.start_s)
+            if key in seen:
+                raise ValueError(
+                    f"gaps: two gaps of device {gap.device} start at {gap.start_s!r} s"
+                )
+            seen.add(key)
 
 
 class RunEnd(BaseModel):
@@ -210,9 +319,9 @@ class RunEnd(BaseModel):
     model_config = _FROZEN
 
     run_id: str
-    rank: int = Field(default=0, ge=0)
+    rank: int = Field(default=0, ge=0, le=MAX_INT32)
     status: FinalStatus
-    ended_at: AwareDatetime
+    ended_at: UtcTime
     error: str | None = None
 
 
@@ -221,7 +330,7 @@ class Heartbeat(BaseModel):
 
     model_config = _FROZEN
 
-    rank: int = Field(default=0, ge=0)
+    rank: int = Field(default=0, ge=0, le=MAX_INT32)
 
 
 class StartAck(BaseModel):

@@ -18,18 +18,25 @@ a row has an unknown footprint: :func:`amortised_kg` returns None, never 0.
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import math
 from dataclasses import dataclass
 from importlib import resources
 
+from carbon.accounting._tables import cell_error, table_rows
 from carbon.accounting.catalog import match_gpu
 
-__all__ = ["EmbodiedFactor", "EmbodiedFigure", "amortised_kg", "embodied_factors", "lookup"]
+__all__ = [
+    "EmbodiedFactor",
+    "EmbodiedFigure",
+    "amortised_kg",
+    "embodied_factors",
+    "lookup",
+    "parse_embodied_table",
+]
 
 _TABLE = "data/embodied.csv"
+_COLUMNS = ("device_key", "manufacturing_kgco2e", "lifetime_years", "basis", "source", "notes")
 _S_PER_YEAR = 8_760 * 3_600.0
 _BASES = frozenset({"estimate", "lca"})
 
@@ -86,19 +93,34 @@ def _positive(row: dict[str, str], column: str, line: int) -> float:
     try:
         value = float(row[column])
     except ValueError:
-        raise ValueError(f"{_TABLE} line {line}: {column} is not a number") from None
+        raise cell_error(_TABLE, line, column, f"{row[column]!r} is not a number") from None
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{_TABLE} line {line}: {column} must be positive, got {value}")
+        raise cell_error(_TABLE, line, column, f"must be a positive number, got {value}")
     return value
 
 
-def _parse(text: str) -> tuple[EmbodiedFactor, ...]:
-    """Rows of the table, checked: positive figures, a known basis, a source, unique keys."""
+def parse_embodied_table(text: str) -> tuple[EmbodiedFactor, ...]:
+    """Rows of an embodied table, checked: positive figures, a known basis, a source, unique keys.
+
+    Raises:
+        ConfigError: The table does not parse or a row breaks a rule; the message names
+            the line and the column.
+    """
     factors: list[EmbodiedFactor] = []
-    for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+    lines: dict[str, int] = {}
+    for line, row in table_rows(text, _TABLE, _COLUMNS):
         key = row["device_key"].strip().lower()
-        if row["basis"] not in _BASES or not row["source"].strip() or not key:
-            raise ValueError(f"{_TABLE} line {line}: needs a key, a source and a basis")
+        if not key:
+            raise cell_error(_TABLE, line, "device_key", "is empty")
+        if key in lines:
+            raise cell_error(_TABLE, line, "device_key", f"{key!r} repeats line {lines[key]}")
+        if row["basis"] not in _BASES:
+            raise cell_error(
+                _TABLE, line, "basis", f"{row['basis']!r} is not one of {sorted(_BASES)}"
+            )
+        if not row["source"].strip():
+            raise cell_error(_TABLE, line, "source", "is empty: every figure names its source")
+        lines[key] = line
         factors.append(
             EmbodiedFactor(
                 device_key=key,
@@ -109,9 +131,6 @@ def _parse(text: str) -> tuple[EmbodiedFactor, ...]:
                 notes=row["notes"].strip(),
             )
         )
-    keys = [factor.device_key for factor in factors]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"{_TABLE}: duplicate device keys")
     return tuple(factors)
 
 
@@ -119,7 +138,7 @@ def _parse(text: str) -> tuple[EmbodiedFactor, ...]:
 def embodied_factors() -> tuple[EmbodiedFactor, ...]:
     """Return the bundled embodied-emission factors, read once from package data."""
     text = resources.files("carbon.accounting").joinpath(_TABLE).read_text(encoding="utf-8")
-    return _parse(text)
+    return parse_embodied_table(text)
 
 
 def lookup(device_key_or_name: str) -> EmbodiedFactor | None:

@@ -1,39 +1,21 @@
 """Hour-by-hour accounting: an hourly grid-intensity series, energy per UTC hour, and CO2e.
 
 Grid intensity can swing several-fold within a day, so a yearly average misprices the hours
-a run actually drew its energy in. This module reads an hourly intensity series from CSV,
-splits measured energy into UTC hours, and multiplies the two hour by hour.
-
-CSV headers understood (case, spacing and ``₂``/``2`` do not matter):
-
-* time: ``datetime`` (needs a UTC offset: ``2024-01-01T00:00:00Z``) or ``Datetime (UTC)``
-  (Electricity Maps exports; a time without offset is UTC);
-* zone: ``zone`` or ``Zone Id``;
-* gCO2e/kWh: ``carbon_intensity_g_per_kwh`` (factor type recorded as ``None``),
-  ``Carbon Intensity gCO₂eq/kWh (LCA)`` or ``Carbon intensity gCO₂eq/kWh (Life cycle)``
-  (recorded as ``"lifecycle"``), ``Carbon Intensity gCO₂eq/kWh (direct)`` (``"direct"``);
-* ``Data Source``, quoted in each row's ``source``; and, read but unused so whole exports
-  load, ``Country``, ``Zone Name``, ``Low Carbon Percentage``, ``Renewable Percentage``,
-  ``Carbon-free energy percentage (CFE%)``, ``Renewable energy percentage (RE%)``,
-  ``Data Estimated``, ``Data Estimation Method``.
-
-Any other column is an error, so a misspelt header is never dropped unnoticed. Electricity
-Maps datasets are ODbL: users import their own copy; carbon ships none.
+a run actually drew its energy in. This module splits measured energy into UTC hours and
+multiplies it hour by hour with an hourly intensity series; the series is read from CSV by
+:mod:`carbon.accounting.hourly_csv`, whose names this module re-exports.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, TextIO
 
 from carbon.accounting.co2e import co2e_g
-from carbon.errors import ConfigError
+from carbon.accounting.hourly_csv import FactorType, HourlyIntensity, parse_intensity_csv
 
 __all__ = [
     "FactorType",
@@ -45,53 +27,7 @@ __all__ = [
     "split_energy_by_hour",
 ]
 
-FactorType = Literal["lifecycle", "direct"]
 _HOUR = timedelta(hours=1)
-
-# Normalised header -> (role, factor type); "datetime (utc)" alone allows naive times.
-_HEADERS: dict[str, tuple[str, FactorType | None]] = {
-    "datetime": ("time", None),
-    "datetime (utc)": ("time", None),
-    "zone": ("zone", None),
-    "zone id": ("zone", None),
-    "carbon_intensity_g_per_kwh": ("intensity", None),
-    "carbon intensity gco2eq/kwh (direct)": ("direct", "direct"),
-    "carbon intensity gco2eq/kwh (lca)": ("lifecycle", "lifecycle"),
-    "carbon intensity gco2eq/kwh (life cycle)": ("lifecycle", "lifecycle"),
-    "data source": ("data_source", None),
-}
-_IGNORED_HEADERS = frozenset(
-    [
-        "country",
-        "zone name",
-        "low carbon percentage",
-        "renewable percentage",
-        "data estimated",
-        "data estimation method",
-        "carbon-free energy percentage (cfe%)",
-        "renewable energy percentage (re%)",
-    ]
-)
-
-
-@dataclass(frozen=True, slots=True)
-class HourlyIntensity:
-    """The grid carbon intensity of one zone during one UTC hour.
-
-    Attributes:
-        zone: Grid zone as the file names it (``FR``, ``US-CAL-CISO``).
-        hour_start: Start of the hour, timezone-aware UTC, on the hour.
-        intensity_g_per_kwh: Average intensity over the hour, gCO2e per kWh.
-        source: The file (and the data source the file names), for reports.
-        factor_type: ``"lifecycle"`` or ``"direct"`` emission factors, or ``None`` where
-            the file does not say.
-    """
-
-    zone: str
-    hour_start: datetime
-    intensity_g_per_kwh: float
-    source: str
-    factor_type: FactorType | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,163 +62,6 @@ class HourlyCo2e:
         """
         missing_g = co2e_g(self.missing_energy_j, fallback_intensity_g_per_kwh, self.pue)
         return self.covered_co2e_g + missing_g
-
-
-def _normalise(header: str) -> str:
-    return " ".join(header.replace("₂", "2").casefold().split())
-
-
-@dataclass(frozen=True, slots=True)
-class _Layout:
-    time: int
-    naive_is_utc: bool
-    zone: int
-    intensity: int
-    factor_type: FactorType | None
-    data_source: int | None
-    kind: str
-
-
-def _layout(header: list[str], factor_type: FactorType | None) -> _Layout:
-    """Map the header row to column positions; raise ``ValueError`` naming the problem."""
-    columns: dict[str, int] = {}
-    for index, raw in enumerate(header):
-        name = _normalise(raw)
-        if name in _IGNORED_HEADERS:
-            continue
-        if name not in _HEADERS:
-            raise ValueError(
-                f"unknown column {raw!r}; understood: zone, datetime, "
-                "carbon_intensity_g_per_kwh, or the Electricity Maps export headers"
-            )
-        role = _HEADERS[name][0]
-        if role in columns:
-            raise ValueError(f"column {raw!r} repeats column {header[columns[role]]!r}")
-        columns[role] = index
-    for role in ("time", "zone"):
-        if role not in columns:
-            raise ValueError(f"no {role} column; see carbon.accounting.hourly for the headers")
-    typed = [role for role in ("lifecycle", "direct") if role in columns]
-    if "intensity" in columns and typed:
-        raise ValueError("both an untyped and a direct/life-cycle intensity column")
-    chosen = factor_type or (typed[0] if typed else "intensity")
-    if chosen not in columns:
-        raise ValueError(f"no {'' if chosen == 'intensity' else chosen + ' '}intensity column")
-    naive_is_utc = _normalise(header[columns["time"]]) == "datetime (utc)"
-    return _Layout(
-        time=columns["time"],
-        naive_is_utc=naive_is_utc,
-        zone=columns["zone"],
-        intensity=columns[chosen],
-        factor_type=_HEADERS[_normalise(header[columns[chosen]])][1],
-        data_source=columns.get("data_source"),
-        kind="Electricity Maps export" if naive_is_utc or typed else "CSV",
-    )
-
-
-def _parse_hour(text: str, naive_is_utc: bool) -> datetime:
-    if not text:
-        raise ValueError("missing hour (the time cell is empty)")
-    try:
-        value = datetime.fromisoformat(text) if len(text) > len("2024-01-01") else None
-    except ValueError:
-        value = None
-    if value is None:  # a date alone has no hour either
-        raise ValueError(f"unparseable time {text!r}; expected ISO 8601 like 2024-01-01T00:00Z")
-    if value.tzinfo is None:
-        if not naive_is_utc:
-            raise ValueError(f"time {text!r} has no UTC offset; write e.g. {text}Z")
-        value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    if value.minute or value.second or value.microsecond:
-        raise ValueError(f"time {text!r} is not on the hour (UTC)")
-    return value
-
-
-def _parse_intensity(text: str) -> float:
-    if not text:
-        raise ValueError("missing carbon intensity (the cell is empty)")
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"carbon intensity {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ValueError(f"carbon intensity {text!r} is not a finite number")
-    if value < 0:
-        raise ValueError(f"carbon intensity {text!r} g/kWh is negative")
-    return value
-
-
-def parse_intensity_csv(
-    path: str | Path, *, factor_type: FactorType | None = None
-) -> list[HourlyIntensity]:
-    """Read an hourly carbon-intensity series from a CSV file, all rows or none.
-
-    Args:
-        path: The CSV file (UTF-8, optionally with a byte-order mark).
-        factor_type: Which Electricity Maps column to read when an export has both:
-            ``"lifecycle"`` or ``"direct"``. ``None`` reads life-cycle where present, as
-            the Electricity Maps API does by default.
-
-    Returns:
-        The rows sorted by zone, then hour. Gaps between hours are allowed; they show up
-        as ``missing_hours`` in :func:`hourly_co2e_g`.
-
-    Raises:
-        ConfigError: The file cannot be read, a header is unknown or missing, or a row has
-            a missing, unparseable or off-the-hour time, a missing, non-finite or negative
-            intensity, or repeats an hour already given for its zone. The message names
-            the file and line.
-    """
-    path = Path(path)
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            return _read_rows(path, handle, factor_type)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read intensity file: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from exc
-    except csv.Error as exc:
-        raise ConfigError(f"{path}: malformed CSV: {exc}") from exc
-
-
-def _read_rows(path: Path, handle: TextIO, factor_type: FactorType | None) -> list[HourlyIntensity]:
-    reader = csv.reader(handle)
-    line = 0
-    layout: _Layout | None = None
-    header: list[str] = []
-    seen: dict[tuple[str, datetime], int] = {}
-    rows: list[HourlyIntensity] = []
-    for fields in reader:
-        line = reader.line_num
-        if not any(field.strip() for field in fields):
-            continue
-        try:
-            if layout is None:
-                header, layout = fields, _layout(fields, factor_type)
-                continue
-            if len(fields) != len(header):
-                raise ValueError(f"{len(fields)} fields, but the header has {len(header)}")
-            zone = fields[layout.zone].strip()
-            if not zone:
-                raise ValueError("missing zone (the zone cell is empty)")
-            hour = _parse_hour(fields[layout.time].strip(), layout.naive_is_utc)
-            intensity = _parse_intensity(fields[layout.intensity].strip())
-            earlier = seen.setdefault((zone, hour), line)
-            if earlier != line:
-                raise ValueError(
-                    f"hour {hour:%Y-%m-%dT%H:%MZ} for zone {zone} duplicates or overlaps "
-                    f"the hour on line {earlier}"
-                )
-        except ValueError as exc:
-            raise ConfigError(f"{path}: line {line}: {exc}") from None
-        origin = fields[layout.data_source].strip() if layout.data_source is not None else ""
-        source = f"{path.name} ({layout.kind}{', data source: ' if origin else ''}{origin})"
-        rows.append(HourlyIntensity(zone, hour, intensity, source, layout.factor_type))
-    if layout is None:
-        raise ConfigError(f"{path}: line {line + 1}: empty file, no header row")
-    rows.sort(key=lambda row: (row.zone, row.hour_start))
-    return rows
 
 
 def series_for_zone(rows: Iterable[HourlyIntensity], zone: str) -> dict[datetime, float]:

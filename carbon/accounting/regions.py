@@ -16,19 +16,19 @@ of the forms above), with the provider's public page that states the location an
 the row was last checked against it. It holds no emission figures.
 
 Anything else is a :class:`~carbon.errors.ConfigError` that names the input and lists up
-to five close matches among every known code and name: there is never a default region.
+to five close matches among every known code and name: there is never a default region. A
+table row that breaks its rules is a ``ConfigError`` too, naming its line and column.
 """
 
 from __future__ import annotations
 
-import csv
 import difflib
 import functools
-import io
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
 
+from carbon.accounting._tables import cell_error, table_rows
 from carbon.errors import ConfigError
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "cloud_region",
     "cloud_regions",
     "known_regions",
+    "parse_cloud_table",
     "parse_region",
     "region_label",
     "suggest_regions",
@@ -47,6 +48,7 @@ __all__ = [
 RegionKind = Literal["country", "subregion", "cloud"]
 CLOUD_PROVIDERS = ("aws", "azure", "gcp")
 CLOUD_TABLE = "data/cloud_regions.csv"
+_CLOUD_COLUMNS = ("provider", "region", "location", "grid_zone", "source", "year")
 _SUBDIVISION_TYPES = {"US": {"State", "District"}, "CA": {"Province", "Territory"}}
 _NORDIC_ZONES = {
     **{f"SE{n}": ("SWE", f"Sweden bidding zone {n}") for n in range(1, 5)},
@@ -109,16 +111,49 @@ class CloudRegion:
 def cloud_regions() -> tuple[CloudRegion, ...]:
     """Return the rows of the cloud region table shipped in the package, read once."""
     text = resources.files("carbon.accounting").joinpath(CLOUD_TABLE).read_text("utf-8")
-    rows = []
-    for row in csv.DictReader(io.StringIO(text)):
-        year = row["year"].strip()
+    return parse_cloud_table(text)
+
+
+def parse_cloud_table(text: str, table: str = CLOUD_TABLE) -> tuple[CloudRegion, ...]:
+    """The rows of a cloud region table, each checked.
+
+    Args:
+        text: The CSV text, with the columns of :data:`CLOUD_TABLE`.
+        table: The table's name in messages.
+
+    Raises:
+        ConfigError: The text is not such a table, or a row has an unknown provider, an
+            empty region, location, source or grid zone, a grid zone :func:`parse_region`
+            does not know, a year that is not a whole number, or repeats a region. The
+            message names the line and the column.
+    """
+    rows: list[CloudRegion] = []
+    lines: dict[tuple[str, str], int] = {}
+    for line, cells in table_rows(text, table, _CLOUD_COLUMNS):
+        row = {name: cells[name].strip() for name in _CLOUD_COLUMNS}
+        provider, region = row["provider"].lower(), row["region"].lower()
+        if provider not in CLOUD_PROVIDERS:
+            problem = f"{row['provider']!r} is not one of {', '.join(CLOUD_PROVIDERS)}"
+            raise cell_error(table, line, "provider", problem)
+        for name in ("region", "location", "grid_zone", "source"):
+            if not row[name]:
+                raise cell_error(table, line, name, "is empty")
+        if (provider, region) in lines:
+            problem = f"{provider}:{region} repeats line {lines[provider, region]}"
+            raise cell_error(table, line, "region", problem)
+        if _parse_grid_zone(row["grid_zone"]) is None:
+            raise cell_error(table, line, "grid_zone", f"{row['grid_zone']!r} is no known zone")
+        year = row["year"]
+        if year and not (year.isascii() and year.isdigit()):
+            raise cell_error(table, line, "year", f"{year!r} is not a year")
+        lines[provider, region] = line
         rows.append(
             CloudRegion(
-                provider=row["provider"].strip().lower(),
-                region=row["region"].strip().lower(),
-                location=row["location"].strip(),
-                grid_zone=row["grid_zone"].strip(),
-                source=row["source"].strip(),
+                provider=provider,
+                region=region,
+                location=row["location"],
+                grid_zone=row["grid_zone"],
+                source=row["source"],
                 year=int(year) if year else None,
             )
         )

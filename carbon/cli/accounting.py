@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from carbon._format import format_mass_g
 from carbon.cli._common import echo_json, settings_and_store
 from carbon.errors import ConfigError
+
+if TYPE_CHECKING:
+    from carbon.accounting.hourly import HourlyIntensity
 
 intensity_app = typer.Typer(help="Hourly grid intensity series.", no_args_is_help=True)
 market_app = typer.Typer(help="Contractual factors for market-based CO2e.", no_args_is_help=True)
@@ -47,12 +50,30 @@ def import_command(
                     known[row.zone] = _zone_of(row.zone)
                 except ConfigError:
                     known[row.zone] = row.zone  # a zone of the data's own (US-CAL-CISO)
+        _one_hour_per_zone(path, rows, known)
         rows = [dataclasses.replace(row, zone=known[row.zone]) for row in rows]
     _, store = settings_and_store()
     with store.session() as session:
         count = import_series(session, rows, replace=replace)
     zones = sorted({row.zone for row in rows})
     typer.echo(f"imported {count} hour(s) for {', '.join(zones) or 'no zone'} from {path}")
+
+
+def _one_hour_per_zone(path: Path, rows: list[HourlyIntensity], zones: dict[str, str]) -> None:
+    """Refuse two spellings of one region (``FR``, ``fra``) that give the same hour.
+
+    Raises:
+        ConfigError: Two rows become the same zone and hour; the message names both.
+    """
+    seen: dict[tuple[str, datetime], str] = {}
+    for row in rows:
+        zone = zones[row.zone]
+        first = seen.setdefault((zone, row.hour_start), row.zone)
+        if first != row.zone:
+            raise ConfigError(
+                f"{path}: zones {first!r} and {row.zone!r} are both {zone} and both give the "
+                f"hour {row.hour_start:%Y-%m-%dT%H:%MZ}; nothing was imported"
+            )
 
 
 def _zone_of(text: str) -> str:
@@ -63,13 +84,17 @@ def _zone_of(text: str) -> str:
 
 
 def _when(text: str | None, what: str) -> datetime | None:
+    """An ISO date or time as UTC (a time without an offset is UTC already)."""
     if text is None:
         return None
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"{what} {text!r} is not an ISO date (2026-01-01)") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ConfigError(f"{what} {text!r} lies outside years 1 to 9999 in UTC") from None
 
 
 @market_app.command("add")

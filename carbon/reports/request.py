@@ -100,7 +100,9 @@ class ReportRequest:
     @property
     def end(self) -> datetime | None:
         """The instant after the period's last day (UTC, excluded), or ``None`` when open."""
-        return _day_start(self.until + timedelta(days=1)) if self.until is not None else None
+        if self.until is None or self.until == date.max:  # to the end of the calendar: open
+            return None
+        return _day_start(self.until + timedelta(days=1))
 
     @property
     def days(self) -> int | None:
@@ -113,5 +115,8 @@ class ReportRequest:
         """The period of the same length just before this one, for the change figures."""
         if self.since is None or self.days is None:
             return None
-        until = self.since - timedelta(days=1)
-        return replace(self, since=until - timedelta(days=self.days - 1), until=until)
+        try:
+            until = self.since - timedelta(days=1)
+            return replace(self, since=until - timedelta(days=self.days - 1), until=until)
+        except OverflowError:  # a period reaching back to year 1 has no period before it
+            return None

@@ -5,7 +5,9 @@
 - Any other :class:`~carbon.errors.StoreError`, and SQLAlchemy errors that reach here, mean
   the database is unavailable or busy: 503 with ``Retry-After``, never 500, since agents
   retry 5xx and keep their records meanwhile. A value the database refuses as such (too long
-  for its column) is the record's fault: 422, so the agent does not retry it forever.
+  for its column), or one that cannot even be sent to it (a time with no UTC equivalent), is
+  the record's fault: 422 in the shape of a validation error, so the agent does not retry
+  it forever. The wire models bound their fields to the columns, so this is a last resort.
 - Validation errors keep FastAPI's shape (``detail`` is a list whose ``loc`` names the
   field); :func:`field_error` makes the server's own checks look the same.
 """
@@ -20,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError, StatementError
 
 from carbon.errors import RunConflict, RunNotFound, StoreError
 from carbon.server.limits import retry_after_header
@@ -67,13 +69,24 @@ async def _conflict(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=409)
 
 
+def _refused_value(exc: BaseException) -> bool:
+    """Whether the database refused a value, or the value could not be bound for it."""
+    if isinstance(exc, DataError):
+        return True
+    unbindable = (OverflowError, ValueError, UnicodeError)
+    return (
+        isinstance(exc, StatementError)
+        and not isinstance(exc, DBAPIError)
+        and isinstance(exc.orig, unbindable)
+    )
+
+
 async def _store_error(request: Request, exc: Exception) -> JSONResponse:
     cause = exc.__cause__ if isinstance(exc, StoreError) else exc
-    if isinstance(cause, DataError):
-        return JSONResponse(
-            {"detail": f"the database refused a value of the record: {_first_line(cause)}"},
-            status_code=422,
-        )
+    if cause is not None and _refused_value(cause):
+        where = "query" if request.method in ("GET", "HEAD") else "body"
+        message = f"the database refused a value of the record: {_first_line(cause)}"
+        return await request_validation_exception_handler(request, field_error(where, (), message))
     log.warning("%s %s: answered 503: %s", request.method, request.url.path, _first_line(exc))
     return unavailable_response()
 

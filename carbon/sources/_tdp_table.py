@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import csv
 import functools
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from carbon._codecarbon_data import codecarbon_data_path
+from carbon.errors import SourceUnavailable
 
 __all__ = ["TdpMatch", "load_tdp_table", "match_tdp", "normalise_cpu_name"]
 
@@ -67,27 +69,39 @@ def normalise_cpu_name(name: str) -> str:
 
 @functools.cache
 def _table_at(path: Path) -> tuple[TdpMatch, ...]:
+    rows = []
     with path.open(newline="", encoding="utf-8") as handle:
-        rows = []
-        for row in csv.DictReader(handle):
-            name, tdp = (row.get("Name") or "").strip(), (row.get("TDP") or "").strip()
-            try:
-                tdp_w = float(tdp)
-            except ValueError:
-                continue
-            if name and tdp_w > 0:
-                rows.append(TdpMatch(table_name=name, tdp_w=tdp_w))
+        reader = csv.DictReader(handle)
+        try:
+            for row in reader:
+                name = str(row.get("Name") or "").strip()
+                tdp = str(row.get("TDP") or "").strip()
+                try:
+                    tdp_w = float(tdp)
+                except ValueError:
+                    continue
+                if name and math.isfinite(tdp_w) and tdp_w > 0:
+                    rows.append(TdpMatch(table_name=name, tdp_w=tdp_w))
+        except UnicodeDecodeError as exc:
+            raise SourceUnavailable(f"{path}: not UTF-8 text ({exc.reason})") from exc
+        except csv.Error as exc:
+            message = f"{path} line {reader.line_num}: malformed CSV: {exc}"
+            raise SourceUnavailable(message) from exc
     return tuple(rows)
 
 
 def load_tdp_table(path: Path | None = None) -> tuple[TdpMatch, ...]:
     """Read the TDP table once per process (rows without a usable TDP are dropped).
 
+    A usable TDP is a finite number of watts above 0; a row without one, or without a
+    name, is skipped.
+
     Args:
         path: The CSV to read; codecarbon's bundled table when ``None``.
 
     Raises:
-        SourceUnavailable: codecarbon or its table is not installed.
+        SourceUnavailable: codecarbon or its table is not installed, or the table is not
+            UTF-8 CSV (the message names the line).
         OSError: The file cannot be read.
     """
     return _table_at(path if path is not None else codecarbon_data_path(TDP_TABLE))

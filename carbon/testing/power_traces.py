@@ -21,7 +21,9 @@ import csv
 import math
 import random
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TextIO, runtime_checkable
+
+from carbon.errors import ConfigError
 
 __all__ = ["BurstTrace", "ConstantTrace", "CsvTrace", "PowerTrace", "SquareWaveTrace"]
 
@@ -111,6 +113,8 @@ class _Piecewise:
         self._cumulative: list[float] = []
 
     def _append(self, t_s: float, power_w: float) -> None:
+        if not math.isfinite(t_s):
+            raise ValueError(f"trace times must be finite, not {t_s}")
         if self._times and t_s < self._times[-1]:
             raise ValueError(f"trace times must not decrease ({t_s} after {self._times[-1]})")
         if not 0 <= power_w < math.inf:
@@ -119,6 +123,8 @@ class _Piecewise:
             dt_s = t_s - self._times[-1]
             last_w = self._powers[-1]
             added_j = last_w * dt_s if self._step else 0.5 * (last_w + power_w) * dt_s
+            if not math.isfinite(self._cumulative[-1] + added_j):
+                raise ValueError(f"the trace's energy up to {t_s} s is past a float's range")
             self._cumulative.append(self._cumulative[-1] + added_j)
         else:
             self._cumulative.append(0.0)
@@ -214,9 +220,16 @@ class CsvTrace(_Piecewise):
     (``"step"``); before the first row and after the last it is held flat.
 
     Args:
-        path: The CSV file; a header row naming ``time_s`` and ``power_w`` is required.
+        path: The CSV file (UTF-8); a header row naming ``time_s`` and ``power_w`` is
+            required, other columns are ignored.
         interpolation: ``"linear"`` or ``"step"``.
         time_offset_s: Added to every time in the file (to place the recording).
+
+    Raises:
+        ConfigError: The file cannot be read or is not UTF-8 CSV, the header lacks a
+            column, a row lacks a cell or holds a time or power that is not a finite
+            number (a power below 0), times decrease, or there is no row. The message
+            names the file, and the line and column where the problem is.
     """
 
     def __init__(
@@ -227,14 +240,46 @@ class CsvTrace(_Piecewise):
         time_offset_s: float = 0.0,
     ) -> None:
         super().__init__(step=interpolation == "step")
-        with Path(path).open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames or not {"time_s", "power_w"} <= set(reader.fieldnames):
-                raise ValueError(f"{path}: need a header with time_s and power_w columns")
-            for line, row in enumerate(reader, start=2):
-                try:
-                    self._append(float(row["time_s"]) + time_offset_s, float(row["power_w"]))
-                except ValueError as exc:
-                    raise ValueError(f"{path}, line {line}: {exc}") from exc
+        try:
+            with Path(path).open(newline="", encoding="utf-8") as handle:
+                self._read(path, handle, time_offset_s)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the trace: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from exc
         if not self._times:
-            raise ValueError(f"{path}: no rows")
+            raise ConfigError(f"{path}: no rows")
+
+    def _read(self, path: Path | str, handle: TextIO, time_offset_s: float) -> None:
+        reader = csv.reader(handle)
+        columns: dict[str, int] | None = None
+        try:
+            for fields in reader:
+                if columns is None:
+                    names = [name.strip() for name in fields]
+                    if not {"time_s", "power_w"} <= set(names):
+                        raise ValueError("need a header with time_s and power_w columns")
+                    columns = {name: names.index(name) for name in ("time_s", "power_w")}
+                    continue
+                if not fields:
+                    continue
+                values = [_number(fields, columns[name], name) for name in ("time_s", "power_w")]
+                self._append(values[0] + time_offset_s, values[1])
+        except csv.Error as exc:
+            raise ConfigError(f"{path}, line {reader.line_num}: malformed CSV: {exc}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{path}, line {reader.line_num}: {exc}") from None
+
+
+def _number(fields: list[str], column: int, name: str) -> float:
+    """The finite number in a row's cell, or a ``ValueError`` naming the column."""
+    if column >= len(fields):
+        raise ValueError(f"no {name} (column {column + 1}): the row has {len(fields)} cell(s)")
+    text = fields[column].strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} {text!r} (column {column + 1}) is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name} {text!r} (column {column + 1}) is not a finite number")
+    return value

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from carbon.server.deps import ReadCallerDep, SessionDep
 from carbon.server.errors import field_error
-from carbon.server.routes._common import API_PREFIX, READ_ERRORS
+from carbon.server.routes._common import API_PREFIX, READ_ERRORS, QueryText, error
 from carbon.store.queries import runs_by_ids
 from carbon.store.summary import run_summary
 
@@ -19,11 +19,11 @@ MAX_COMPARED = 20
 router = APIRouter(prefix=f"{API_PREFIX}/compare", tags=["runs"], responses=READ_ERRORS)
 
 
-@router.get("", responses={404: {"description": "One of the runs is not the team's."}})
+@router.get("", responses={404: error("One of the runs is not the team's.")})
 def compare_runs(
     caller: ReadCallerDep,
     session: SessionDep,
-    ids: Annotated[str, Query(description="2 to 20 run ids or unique prefixes, by commas.")],
+    ids: Annotated[QueryText, Query(description="2 to 20 run ids or unique prefixes, by commas.")],
 ) -> dict[str, list[dict[str, Any]]]:
     """The runs in the order given, each as ``carbon runs show --json`` prints it."""
     wanted = [run_id.strip() for run_id in ids.split(",") if run_id.strip()]

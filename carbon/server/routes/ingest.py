@@ -12,16 +12,23 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 
 from carbon import wire
 from carbon.errors import RunNotFound
 from carbon.server.deps import IngestCallerDep, StateDep
 from carbon.server.errors import field_error
 from carbon.server.json_body import StrictJsonRoute
-from carbon.server.routes._common import API_PREFIX
+from carbon.server.routes._common import (
+    API_PREFIX,
+    RUN_ID_PATTERN,
+    TOO_MANY,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    error,
+)
 from carbon.store.context import load_context, start_run
 from carbon.store.ingest import write_batch
 from carbon.store.lifecycle import finish_run, heartbeat
@@ -30,12 +37,20 @@ FUTURE_SLACK_S = 600.0
 """How far in the future (by the server's clock) a run may start or a sample end, seconds."""
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No API key, or an unknown or revoked one."},
-    403: {"description": "The key's role may not send runs (it is `read`)."},
-    413: {"description": "The body is larger than `CARBON_MAX_BODY_MB`."},
-    429: {"description": "Too many requests with this key: wait `Retry-After` seconds."},
-    503: {"description": "The database is unavailable: retry after `Retry-After` seconds."},
+    401: UNAUTHORIZED,
+    403: error("The key's role may not send runs (it is `read`)."),
+    413: error("The body is larger than `CARBON_MAX_BODY_MB`."),
+    429: TOO_MANY,
+    503: UNAVAILABLE,
 }
+
+_NOT_STARTED: dict[int | str, dict[str, Any]] = {
+    404: error("No such run of the team, or the rank never started.")
+}
+
+RunIdPath = Annotated[
+    str, Path(pattern=RUN_ID_PATTERN, description="The run's id: 32 lower-case hex digits.")
+]
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/runs", tags=["ingest"], route_class=StrictJsonRoute, responses=ERRORS
@@ -61,7 +76,7 @@ def _same_run(path_id: str, body_id: str) -> None:
     status_code=201,
     responses={
         200: {"model": wire.StartAck, "description": "The rank had started: nothing changed."},
-        409: {"description": "The run id is used by another team's or project's run."},
+        409: error("The run id is used by another team's or project's run."),
     },
 )
 def post_run(
@@ -90,10 +105,10 @@ def post_run(
 
 @router.post(
     "/{run_id}/batches",
-    responses={404: {"description": "No such run of the team, or the rank never started."}},
+    responses=_NOT_STARTED,
 )
 def post_batch(
-    run_id: str, batch: wire.Batch, caller: IngestCallerDep, state: StateDep
+    run_id: RunIdPath, batch: wire.Batch, caller: IngestCallerDep, state: StateDep
 ) -> wire.BatchAck:
     """Store a batch of samples, once; ``stored: false`` when it had been stored before."""
     _same_run(run_id, batch.run_id)
@@ -142,10 +157,10 @@ def _invalid_batch(message: str) -> Exception:
 
 @router.post(
     "/{run_id}/end",
-    responses={404: {"description": "No such run of the team, or the rank never started."}},
+    responses=_NOT_STARTED,
 )
 def post_end(
-    run_id: str, end: wire.RunEnd, caller: IngestCallerDep, state: StateDep
+    run_id: RunIdPath, end: wire.RunEnd, caller: IngestCallerDep, state: StateDep
 ) -> wire.RunStatusAck:
     """Record how a rank ended; the run ends, with the worst status, when its last rank does."""
     _same_run(run_id, end.run_id)
@@ -157,10 +172,10 @@ def post_end(
 
 @router.post(
     "/{run_id}/heartbeat",
-    responses={404: {"description": "No such run of the team, or the rank never started."}},
+    responses=_NOT_STARTED,
 )
 def post_heartbeat(
-    run_id: str, beat: wire.Heartbeat, caller: IngestCallerDep, state: StateDep
+    run_id: RunIdPath, beat: wire.Heartbeat, caller: IngestCallerDep, state: StateDep
 ) -> wire.RunStatusAck:
     """Note that a rank's agent is alive (it is not marked interrupted while it beats)."""
     with state.store.session() as session:

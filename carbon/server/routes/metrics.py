@@ -7,6 +7,7 @@ import secrets
 from fastapi import APIRouter, HTTPException, Response
 
 from carbon.server.deps import CredentialsDep, StateDep
+from carbon.server.routes._common import UNAUTHORIZED
 
 router = APIRouter(prefix="/metrics", tags=["metrics"])
 
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/metrics", tags=["metrics"])
     response_class=Response,
     responses={
         200: {"content": {"text/plain": {}}, "description": "Prometheus' text format."},
-        401: {"description": "`CARBON_METRICS_TOKEN` is set and was not given."},
+        401: UNAUTHORIZED | {"description": "`CARBON_METRICS_TOKEN` is set and was not given."},
     },
 )
 def get_metrics(state: StateDep, credentials: CredentialsDep) -> Response:

@@ -14,10 +14,10 @@ from fastapi import APIRouter, Query, Response
 from carbon.errors import ConfigError
 from carbon.reports.build import build_report
 from carbon.reports.render import FORMATS, MEDIA_TYPES, render_report
-from carbon.reports.request import ReportRequest
+from carbon.reports.request import GROUP_BY, ReportRequest
 from carbon.server.deps import ReadCallerDep, SessionDep
 from carbon.server.errors import field_error
-from carbon.server.routes._common import API_PREFIX, READ_ERRORS
+from carbon.server.routes._common import API_PREFIX, READ_ERRORS, QueryText
 
 router = APIRouter(prefix=f"{API_PREFIX}/reports", tags=["reports"], responses=READ_ERRORS)
 
@@ -29,7 +29,6 @@ router = APIRouter(prefix=f"{API_PREFIX}/reports", tags=["reports"], responses=R
             "description": "The report, in the format asked for.",
             "content": {media: {} for media in MEDIA_TYPES.values()},
         },
-        422: {"description": "An option is invalid; the answer names it."},
     },
 )
 def get_report(
@@ -41,11 +40,22 @@ def get_report(
     until: Annotated[
         date | None, Query(alias="to", description="Last UTC day, included (YYYY-MM-DD).")
     ] = None,
-    project: Annotated[list[str] | None, Query(description="Only these projects.")] = None,
-    group_by: Annotated[str, Query(description="project, team, hardware, region or kind.")] = (
-        "project"
-    ),
-    fmt: Annotated[str, Query(alias="format", description=", ".join(FORMATS))] = "json",
+    project: Annotated[list[QueryText] | None, Query(description="Only these projects.")] = None,
+    group_by: Annotated[
+        str,
+        Query(
+            description="What the breakdown groups runs by.",
+            json_schema_extra={"enum": list(GROUP_BY)},
+        ),
+    ] = "project",
+    fmt: Annotated[
+        str,
+        Query(
+            alias="format",
+            description="The document's format.",
+            json_schema_extra={"enum": list(FORMATS)},
+        ),
+    ] = "json",
     max_accuracy_loss: Annotated[float, Query(ge=0)] = 0.01,
     mfu_threshold: Annotated[float, Query(gt=0, le=1)] = 0.30,
 ) -> Response:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from carbon.server.deps import ReadCallerDep, SessionDep
-from carbon.server.routes._common import API_PREFIX, READ_ERRORS
+from carbon.server.errors import field_error
+from carbon.server.routes._common import API_PREFIX, READ_ERRORS, QueryText, error
 from carbon.store.queries import get_run, list_runs
 from carbon.store.summary import run_summary
 
@@ -22,7 +23,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["runs"], responses=READ_ER
 def get_runs(
     caller: ReadCallerDep,
     session: SessionDep,
-    project: Annotated[str | None, Query(description="Only runs of this project.")] = None,
+    project: Annotated[QueryText | None, Query(description="Only runs of this project.")] = None,
     kind: Annotated[Literal["training", "inference"] | None, Query()] = None,
     status: Annotated[
         Literal["running", "completed", "failed", "interrupted"] | None, Query()
@@ -36,6 +37,13 @@ def get_runs(
     """The team's runs, newest first, each as ``carbon runs show --json`` prints it."""
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
+    if since is not None:
+        try:
+            since = since.astimezone(UTC)
+        except OverflowError:
+            raise field_error(
+                "query", ("since",), "lies outside years 1 to 9999 in UTC", str(since)
+            ) from None
     runs = list_runs(
         session,
         project=project,
@@ -48,7 +56,11 @@ def get_runs(
     return [run_summary(run) for run in runs]
 
 
-@router.get("/{run_id}", responses={404: {"description": "No such run of the team."}})
-def get_one_run(run_id: str, caller: ReadCallerDep, session: SessionDep) -> dict[str, Any]:
+@router.get("/{run_id}", responses={404: error("No such run of the team.")})
+def get_one_run(
+    run_id: Annotated[QueryText, Path(description="A run id, or a unique prefix of 6+ of it.")],
+    caller: ReadCallerDep,
+    session: SessionDep,
+) -> dict[str, Any]:
     """One run of the team, by its id or a unique prefix of 6+ characters."""
     return run_summary(get_run(session, run_id, team_id=caller.team_id))
