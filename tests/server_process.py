@@ -82,6 +82,13 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"carbon serve did not answer: {self.log.read_text()[-2000:]}")
 
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL): no shutdown, requests in flight cut off."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.kill()
+        self.process.wait(timeout=15)
+
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) if it runs."""
         if self.process is None or self.process.poll() is not None:

@@ -106,9 +106,9 @@ def test_db_upgrade_creates_the_store(tmp_path: Path) -> None:
     db = tmp_path / "fresh.db"
     result = cli("db", "upgrade", env={"CARBON_DATABASE_URL": f"sqlite:///{db}"})
     assert result.returncode == 0, result.stderr
-    assert "at schema revision 0004" in result.stdout
+    assert "at schema revision 0005" in result.stdout
     current = cli("db", "current", env={"CARBON_DATABASE_URL": f"sqlite:///{db}"})
-    assert current.stdout.strip().endswith("0004 (this carbon needs 0004)")
+    assert current.stdout.strip().endswith("0005 (this carbon needs 0005)")
 
 
 def test_empty_store_says_how_to_start(tmp_path: Path) -> None:

@@ -57,6 +57,14 @@ class Recorder:
     def devices(self) -> Sequence[DeviceInfo]:
         return self.source.devices
 
+    @property
+    def unread(self) -> dict[int, str]:
+        return self.source.unread
+
+    @property
+    def lost(self) -> dict[int, str]:
+        return self.source.lost
+
     def read(self, now_s: float) -> Sequence[DeviceReading]:
         readings = self.source.read(now_s)
         self.reads.append((now_s, [reading.energy_j for reading in readings]))
@@ -332,18 +340,22 @@ def test_no_negative_or_huge_interval_energy(fault_run: Run) -> None:
         assert 0.0 <= interval.energy_j <= 2 * 700.0 * (interval.end_s - interval.start_s)
 
 
-def test_lost_gpu_fails_its_source_and_keeps_its_energy(fault_run: Run) -> None:
+def test_lost_gpu_fails_alone_and_keeps_its_energy(fault_run: Run) -> None:
     source = fault_run.sources[2]
     position = fault_run.first_position(source)
     [failure] = fault_run.sampler.failures
     assert failure.positions == (position,)
     assert "GPU is lost" in failure.message
-    last_ok_s = source.reads[-1][0]
+    last_ok_s = max(t_s for t_s, energies in source.reads if energies[0] is not None)
     assert last_ok_s < START_S + 2.05 <= fault_run.t0_s + failure.at_s
+    [gap] = fault_run.sampler.ledger.gaps
+    assert (gap.position, gap.end_s) == (position, None)
+    assert gap.start_s == pytest.approx(last_ok_s - fault_run.t0_s)
     kept_j = fault_run.total_j(source, 0)
     exact_j = source.sim.energy_j(0, fault_run.t0_s, last_ok_s)
     assert kept_j == pytest.approx(exact_j, rel=0.02)
-    assert source.sim.init_count == 0  # the sampler closed it
+    assert not [i for i in fault_run.intervals if i.position == position and i.end_s > gap.start_s]
+    assert source.sim.init_count == 0  # closed at the run's end
     with pytest.raises(SourceError):
         source.read(fault_run.end_s)
 

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from carbon.errors import StoreError
@@ -248,3 +248,54 @@ def test_upgrade_to_0004_counts_stored_samples_in_their_minutes(postgres_url: st
         ("10:00", 100.0, 1, 100.0, 100.0, 0.5, 1),
         ("10:01", 500.0, 2, 200.0, 300.0, 1.0, 1),
     ]
+
+
+def _downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_0005_adds_run_gaps_and_takes_them_away_again(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from carbon.store.engine import create_store_engine
+    from carbon.store.migrate import upgrade
+
+    schema = f"at_0005_{uuid.uuid4().hex[:8]}"
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'gaps.db'}"
+    else:
+        postgres_url = request.getfixturevalue("postgres_url")
+        admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
+        url = postgres_url + f"?options=-csearch_path%3D{schema}"
+    engine = create_store_engine(url)
+    try:
+        upgrade(engine, "0004")
+        assert not inspect(engine).has_table("run_gap")
+        upgrade(engine, "0005")
+        indexes = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("run_gap")}
+        assert indexes == {"ix_run_gap_run_id": ["run_id"]}
+        _downgrade(engine, "0004")
+        assert not inspect(engine).has_table("run_gap")
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
+                "0004"
+            )
+        upgrade(engine, "head")
+        assert inspect(engine).has_table("run_gap")
+    finally:
+        engine.dispose()
+        if backend == "postgres":
+            with admin.connect() as connection:
+                connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            admin.dispose()

@@ -8,7 +8,7 @@ import pynvml
 import pytest
 
 from carbon.errors import SourceError, SourceUnavailable
-from carbon.sources._nvml_errors import NvmlNotSupported, translate
+from carbon.sources._nvml_errors import NvmlGpuLost, NvmlNotSupported, translate
 from carbon.sources.base import Component, PowerSource, Provenance
 from carbon.sources.nvml import METHOD_COUNTER, METHOD_POWER, NvmlSource, nvml_probe
 from carbon.testing.clocks import VirtualClock
@@ -234,7 +234,7 @@ def test_no_gpu_means_unavailable() -> None:
 @pytest.mark.parametrize(
     ("code", "opening", "expected"),
     [
-        (pynvml.NVML_ERROR_GPU_IS_LOST, False, SourceError),
+        (pynvml.NVML_ERROR_GPU_IS_LOST, False, NvmlGpuLost),
         (pynvml.NVML_ERROR_GPU_IS_LOST, True, SourceUnavailable),
         (pynvml.NVML_ERROR_UNKNOWN, False, SourceError),
         (pynvml.NVML_ERROR_NOT_SUPPORTED, False, NvmlNotSupported),
@@ -248,15 +248,55 @@ def test_error_translation(code: int, opening: bool, expected: type[SourceError]
     assert str(error).startswith("reading GPU 0")
 
 
-def test_lost_gpu_fails_the_read_with_source_error() -> None:
+def test_lost_gpu_is_dropped_alone_and_the_others_are_still_read() -> None:
     clock = VirtualClock(start_s=100.0)
-    sim = sim_of(SimulatedGpu(lost_at_s=100.25), clock=clock)
+    trace = ConstantTrace(200.0)
+    sim = sim_of(
+        SimulatedGpu(trace=trace, lost_at_s=100.25),
+        SimulatedGpu(trace=trace, counter_supported=False, power_mode="instant"),
+        clock=clock,
+    )
     source = NvmlSource.open(nvml=sim)
     source.read(clock.now())
+    assert source.unread == source.lost == {}
     clock.advance(0.3)
-    with pytest.raises(SourceError, match="GPU is lost") as caught:
-        source.read(clock.now())
-    assert isinstance(caught.value.__cause__, pynvml.NVMLError_GpuIsLost)
+    lost, other = source.read(clock.now())
+    assert lost.energy_j is None
+    assert lost.power_w is None
+    assert other.power_w == 200.0
+    assert list(source.lost) == list(source.unread) == [0]
+    assert "GPU is lost" in source.lost[0]
+    calls = sim.calls["nvmlDeviceGetTotalEnergyConsumption"]
+    clock.advance(0.3)
+    source.read(clock.now())
+    assert list(source.unread) == [0]
+    assert sim.calls["nvmlDeviceGetTotalEnergyConsumption"] == calls  # not asked again
+
+
+def test_passing_nvml_error_is_tried_again_and_loses_no_counter_energy() -> None:
+    clock = VirtualClock(start_s=100.0)
+    trace = ConstantTrace(300.0)
+    flaky, twin = SimulatedGpu(trace=trace, error_at_s=100.35), SimulatedGpu(trace=trace)
+    source = NvmlSource.open(nvml=sim_of(flaky, twin, clock=clock))
+    source.read(clock.now())
+    clock.advance(0.4)
+    failed, read = source.read(clock.now())
+    assert failed.energy_j is None
+    assert read.energy_j is not None
+    assert "NVML error 999" in source.unread[0]
+    assert source.lost == {}
+    clock.advance(0.6)
+    again, twin_reading = source.read(clock.now())
+    assert source.unread == {}
+    # The counter kept counting through the error: the GPU has what its twin has.
+    assert again.energy_j == twin_reading.energy_j == 285.0  # 300 W x 0.95 s: the last step
+
+
+def test_read_after_close_raises_source_error() -> None:
+    source = NvmlSource.open(nvml=sim_of(SimulatedGpu()))
+    source.close()
+    with pytest.raises(SourceError, match="after close"):
+        source.read(0.0)
 
 
 def test_nvml_not_installed_means_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:

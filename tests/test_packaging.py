@@ -59,5 +59,5 @@ def test_installed_wheel_migrates_a_fresh_store(wheel: Path, tmp_path: Path) -> 
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].startswith(str(target))
-    assert "at schema revision 0004" in result.stdout
+    assert "at schema revision 0005" in result.stdout
     assert db.exists()

@@ -1,28 +1,28 @@
 """The remote agent against a live ``carbon serve``: nothing lost, nothing doubled.
 
 Each test runs a real server in a child process and a real tracked run, then breaks
-something on the way: the server is down for the whole run, the training process is killed
-with SIGKILL, the database goes away during ingest. Energy is checked against the exact
-integral of a constant-power source (power x duration), and batches against their receipts.
+something on the server's side: the server is down for the whole run, it is killed with
+SIGKILL and restarted several times mid-run, the database goes away during ingest or has its
+connections cut again and again. Energy is checked against the exact integral of a
+constant-power source (power x duration), and batches against their receipts: sequence
+numbers 0..n-1, each once. The agent's own faults are in ``test_faults_agent.py``.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 import carbon
+from carbon.remote.sender import SenderTiming
+from carbon.remote.senders import close_senders, sender_for
 from carbon.remote.spool import Spool
 from carbon.settings import Settings, load_settings
 from carbon.sources.base import Component
@@ -33,9 +33,10 @@ from carbon.store.teams import create_key, create_team
 from carbon.testing import ConstantPowerSource
 from tests.conftest import ADMIN_URL
 from tests.server_process import ServerProcess
-from tests.test_cli import cli
 
 POWER_W = 250.0
+QUICK_RETRIES = SenderTiming(initial_backoff_s=0.1, max_backoff_s=0.5)
+"""Back-off of the agents here: a server back up is tried again within half a second."""
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def ingest_key(store_url: str) -> str:
     return key
 
 
-def _agent_settings(tmp_path: Path, server: ServerProcess, key: str, **extra: object) -> Settings:
+def agent_settings(tmp_path: Path, server: ServerProcess, key: str, **extra: object) -> Settings:
     return load_settings(
         home=tmp_path / "agent",
         server_url=server.url,
@@ -58,7 +59,7 @@ def _agent_settings(tmp_path: Path, server: ServerProcess, key: str, **extra: ob
     )
 
 
-def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
@@ -66,7 +67,7 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> Non
         time.sleep(0.1)
 
 
-def _stored(store_url: str, run_id: str) -> tuple[Run, list[int], float]:
+def stored_run(store_url: str, run_id: str) -> tuple[Run, list[int], float]:
     """The run as the server stored it, the seqs it acknowledged, and its samples' energy."""
     with open_store(store_url).session() as session:
         run = session.get(Run, run_id)
@@ -87,7 +88,8 @@ def test_server_down_for_the_whole_run_then_up_gets_every_sample_once(
     store_url: str, ingest_key: str, tmp_path: Path
 ) -> None:
     server = ServerProcess(store_url, tmp_path / "server")  # not started yet
-    settings = _agent_settings(tmp_path, server, ingest_key, flush_timeout_s=0.5)
+    settings = agent_settings(tmp_path, server, ingest_key, flush_timeout_s=0.5)
+    sender_for(settings, timing=QUICK_RETRIES)
     source = ConstantPowerSource(POWER_W, component=Component.GPU, name="test gpu")
     with carbon.track(project="p", name="offline", settings=settings, sources=[source]) as run:
         time.sleep(2.0)
@@ -97,11 +99,12 @@ def test_server_down_for_the_whole_run_then_up_gets_every_sample_once(
     assert spooled >= 4  # the start, at least two batches, the end: all kept on disk
     server.start()
     try:
-        _wait_for(lambda: spool.count(run_id=run.id) == 0, 60, "the spool to drain")
+        wait_for(lambda: spool.count(run_id=run.id) == 0, 60, "the spool to drain")
     finally:
         spool.close()
         server.stop()
-    stored, seqs, sample_j = _stored(store_url, run.id)
+        close_senders(0, settings.spool_path)
+    stored, seqs, sample_j = stored_run(store_url, run.id)
     assert seqs == list(range(len(seqs)))
     assert len(seqs) == spooled - 2
     assert stored.status == "completed"
@@ -111,78 +114,52 @@ def test_server_down_for_the_whole_run_then_up_gets_every_sample_once(
     assert sample_j == pytest.approx(stored.energy_j, rel=1e-9)
 
 
-_KILLED = textwrap.dedent(
-    """
-    import sys, time
-    import carbon
-    from carbon.sources.base import Component
-    from carbon.testing import ConstantPowerSource
-
-    source = ConstantPowerSource(float(sys.argv[1]), component=Component.GPU, name="test gpu")
-    with carbon.track(project="p", name="killed", sources=[source]) as run:
-        print(run.id, flush=True)
-        while True:
-            time.sleep(0.05)
-            run.step(samples=1)
-    """
-)
+def receipts(store_url: str, run_id: str) -> int:
+    """How many batches of the run the store holds."""
+    with open_store(store_url).session() as session:
+        count = session.scalar(
+            select(func.count()).select_from(BatchReceipt).where(BatchReceipt.run_id == run_id)
+        )
+    return int(count or 0)
 
 
-def test_sigkill_mid_run_loses_nothing_spooled_and_sync_ends_it_interrupted(
+def _wait_for_more_receipts(store_url: str, run_id: str, than: int) -> None:
+    wait_for(lambda: receipts(store_url, run_id) > than, 30, "the server to store a batch")
+
+
+def test_server_killed_and_restarted_three_times_mid_run_loses_and_doubles_nothing(
     store_url: str, ingest_key: str, tmp_path: Path
 ) -> None:
     server = ServerProcess(store_url, tmp_path / "server")
-    agent_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CARBON_")},
-        "CARBON_HOME": str(tmp_path / "agent"),
-        "CARBON_SERVER_URL": server.url,
-        "CARBON_API_KEY": ingest_key,
-        "CARBON_REGION": "FR",
-        "CARBON_SAMPLE_HZ": "20",
-    }
-    child = subprocess.Popen(
-        [sys.executable, "-c", _KILLED, str(POWER_W)],
-        env=agent_env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None
-    run_id = child.stdout.readline().strip()
-    spool = Spool(tmp_path / "agent" / "spool.db")
-    try:
-        _wait_for(lambda: spool.count(run_id=run_id) >= 4, 30, "three batches in the spool")
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-        spooled = spool.count(run_id=run_id)
-    finally:
-        spool.close()
-        child.kill()
-        child.wait(timeout=10)
-        child.stdout.close()
     server.start()
+    settings = agent_settings(tmp_path, server, ingest_key, flush_timeout_s=60)
+    sender_for(settings, timing=QUICK_RETRIES)
+    source = ConstantPowerSource(POWER_W, component=Component.GPU, name="test gpu")
     try:
-        result = cli("sync", env={k: v for k, v in agent_env.items() if k != "CARBON_REGION"})
+        with carbon.track(project="p", name="killed", settings=settings, sources=[source]) as run:
+            for _ in range(3):
+                _wait_for_more_receipts(store_url, run.id, receipts(store_url, run.id))
+                run.step(samples=1)
+                server.kill()  # mid-run: a request may be cut between commit and answer
+                time.sleep(0.5)  # batches go on being spooled while it is away
+                server.start()
+            _wait_for_more_receipts(store_url, run.id, receipts(store_url, run.id))
+            run.step(samples=1)
     finally:
         server.stop()
-    assert result.returncode == 0, result.stdout + result.stderr
-    stored, seqs, sample_j = _stored(store_url, run_id)
-    assert seqs == list(range(spooled - 1))  # every spooled batch (all but the start)
-    assert stored.status == "interrupted"
-    assert "ended without closing the run" in (stored.error or "")
+        close_senders(0, settings.spool_path)
+    stored, seqs, sample_j = stored_run(store_url, run.id)
+    assert len(seqs) >= 4
+    assert seqs == list(range(len(seqs)))  # each batch once, none missing
+    assert stored.status == "completed"
+    assert stored.samples == 4
     assert stored.duration_s is not None
     assert stored.energy_j == pytest.approx(POWER_W * stored.duration_s, rel=1e-9)
-    assert sample_j == pytest.approx(stored.energy_j, rel=1e-9)
-    check = Spool(tmp_path / "agent" / "spool.db")
-    try:
-        assert check.count() == 0
-    finally:
-        check.close()
+    assert sample_j == pytest.approx(stored.energy_j, rel=1e-9)  # a doubled batch would show
 
 
-@pytest.mark.postgres
-def test_database_restart_during_ingest_loses_and_doubles_nothing(
-    postgres_url: str, tmp_path: Path
-) -> None:
+def _postgres_ingest_key(postgres_url: str) -> str:
+    """An ingest key of a new team in the session's PostgreSQL store, emptied first."""
     engine = create_engine(postgres_url)
     with engine.begin() as connection:
         connection.execute(text("TRUNCATE run, project, api_key CASCADE"))
@@ -190,6 +167,14 @@ def test_database_restart_during_ingest_loses_and_doubles_nothing(
     engine.dispose()
     with open_store(postgres_url).session() as session:
         _, key = create_key(session, create_team(session, "acme"), "agents", "ingest")
+    return key
+
+
+@pytest.mark.postgres
+def test_database_restart_during_ingest_loses_and_doubles_nothing(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    key = _postgres_ingest_key(postgres_url)
     server = ServerProcess(postgres_url, tmp_path / "server")
     server.start()
     database = make_url(postgres_url).database
@@ -209,7 +194,7 @@ def test_database_restart_during_ingest_loses_and_doubles_nothing(
             time.sleep(3.0)
             connection.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
 
-    settings = _agent_settings(tmp_path, server, key, flush_timeout_s=60)
+    settings = agent_settings(tmp_path, server, key, flush_timeout_s=60)
     source = ConstantPowerSource(POWER_W, component=Component.GPU, name="test gpu")
     breaker = threading.Thread(target=outage)
     try:
@@ -222,10 +207,89 @@ def test_database_restart_during_ingest_loses_and_doubles_nothing(
         server.stop()
         admin.dispose()
     close_stores()  # this process's pooled connections were cut by the outage too
-    stored, seqs, sample_j = _stored(postgres_url, run.id)
+    stored, seqs, sample_j = stored_run(postgres_url, run.id)
     assert len(seqs) >= 6
     assert seqs == list(range(len(seqs)))  # each batch once, none missing
     assert stored.status == "completed"
     assert stored.duration_s is not None
     assert stored.energy_j == pytest.approx(POWER_W * stored.duration_s, rel=1e-9)
     assert sample_j == pytest.approx(stored.energy_j, rel=1e-9)  # a doubled batch would show
+
+
+@pytest.mark.postgres
+def test_connections_killed_mid_ingest_again_and_again_need_no_server_restart(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Four times, a batch's transaction is caught in flight and its connection killed.
+
+    A lock on ``batch_receipt`` holds the server's next batch inside its transaction; its
+    connection is then terminated (``pg_terminate_backend``), so the request fails mid-way
+    every time, not only between requests (which the pool's pre-ping would hide).
+    """
+    key = _postgres_ingest_key(postgres_url)
+    server = ServerProcess(postgres_url, tmp_path / "server")
+    server.start()
+    assert server.process is not None
+    server_pid = server.process.pid
+    database = make_url(postgres_url).database
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    locker = create_engine(postgres_url)
+    killed: list[int] = []
+
+    def blocked_on_the_lock() -> bool:
+        with admin.connect() as connection:
+            waiting = connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = :db "
+                    "AND wait_event_type = 'Lock'"
+                ),
+                {"db": database},
+            )
+            return int(waiting.one()[0]) > 0
+
+    def cut_in_flight() -> None:
+        for _ in range(4):
+            with locker.begin() as holding:
+                holding.execute(text("LOCK TABLE batch_receipt IN ACCESS EXCLUSIVE MODE"))
+                holder = holding.execute(text("SELECT pg_backend_pid()")).scalar()
+                wait_for(blocked_on_the_lock, 30, "a batch to wait inside its transaction")
+                with admin.connect() as connection:
+                    cut = connection.execute(
+                        text(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE datname = :db AND pid <> :holder"
+                        ),
+                        {"db": database, "holder": holder},
+                    )
+                    killed.append(int(cut.one()[0]))
+
+    settings = agent_settings(tmp_path, server, key, flush_timeout_s=60)
+    sender_for(settings, timing=QUICK_RETRIES)
+    source = ConstantPowerSource(POWER_W, component=Component.GPU, name="test gpu")
+    breaker = threading.Thread(target=cut_in_flight)
+    try:
+        with carbon.track(project="p", name="cut", settings=settings, sources=[source]) as run:
+            breaker.start()
+            breaker.join(150)
+            time.sleep(1.5)  # batches after the last cut
+            run.step(samples=10)
+        assert server.process.poll() is None  # the same server process all along
+        assert server.process.pid == server_pid
+        assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+    finally:
+        server.stop()
+        locker.dispose()
+        admin.dispose()
+        close_senders(0, settings.spool_path)
+    assert len(killed) == 4
+    assert min(killed) >= 1
+    refused = server.log.read_text().count(f"POST /api/v1/runs/{run.id}/batches: answered 503")
+    assert refused >= 4  # each cut failed a batch mid-way; the agent sent it again
+    close_stores()  # this process's pooled connections were cut too
+    stored, seqs, sample_j = stored_run(postgres_url, run.id)
+    assert len(seqs) >= 4
+    assert seqs == list(range(len(seqs)))  # each batch once, none missing
+    assert stored.status == "completed"
+    assert stored.duration_s is not None
+    assert stored.energy_j == pytest.approx(POWER_W * stored.duration_s, rel=1e-9)
+    assert sample_j == pytest.approx(stored.energy_j, rel=1e-9)

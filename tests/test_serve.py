@@ -18,7 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from carbon.cli.serve import is_loopback, needs_keys
+from carbon.cli.serve import MAX_REQUEST_HEAD_BYTES, is_loopback, needs_keys
 from carbon.errors import ConfigError
 from tests.api_helpers import POWER_W, batch, bearer, body, make_key, run_start
 
@@ -89,7 +89,7 @@ def test_serve_answers_health_and_decides_about_keys(store_url: str, tmp_path: P
     sqlite = store_url.startswith("sqlite")
     with serving(store_url, tmp_path) as (url, log):
         health = httpx.get(f"{url}/healthz").json()
-        assert health == {"status": "ok", "database": "ok", "revision": "0004"}
+        assert health == {"status": "ok", "database": "ok", "revision": "0005"}
         start = run_start()
         answer = httpx.post(f"{url}/api/v1/runs", json=body(start))
         assert answer.status_code == (201 if sqlite else 401)
@@ -178,3 +178,64 @@ def test_two_workers_on_postgresql_sum_their_metrics(postgres_url: str, tmp_path
             )
     cpu_j = POWER_W[2] * 6 * len(starts)
     assert scraped == [(float(sent), pytest.approx(cpu_j, rel=1e-12))] * len(scraped)
+
+
+def _raw_request(url: str, head: bytes) -> bytes:
+    """Send a request's head as it is and return the first line of the answer."""
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(head)
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return answer.split(b"\r\n", 1)[0]
+
+
+def test_a_request_head_over_the_limit_is_refused_before_the_app(tmp_path: Path) -> None:
+    """A megabyte of headers or address is refused; the server serves on.
+
+    h11 refuses a head still incomplete past MAX_REQUEST_HEAD_BYTES, so a connection holds
+    at most that plus one read of the socket (64 KiB), never what the client sends.
+    """
+    url = f"sqlite:///{tmp_path / 'carbon.db'}"
+    key = make_key(url, "acme", "read")
+    over = 2**20
+    assert over > MAX_REQUEST_HEAD_BYTES + 2**16
+    with serving(url, tmp_path / "home") as (base, _):
+        heads = {
+            "one large header": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: "
+            + b"a" * over
+            + b"\r\n\r\n",
+            "many headers": b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-H%d: v\r\n" % n for n in range(over // 8))
+            + b"\r\n",
+            "a long address": b"GET /api/v1/runs?project="
+            + b"p" * over
+            + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            "many parameters": b"GET /api/v1/runs?"
+            + b"&".join(b"p%d=1" % n for n in range(over // 6))
+            + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        }
+        for what, head in heads.items():
+            assert _raw_request(base, head) == b"HTTP/1.1 400 Bad Request", what
+        within = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n"
+        assert _raw_request(base, within) == b"HTTP/1.1 200 OK"
+        assert httpx.get(f"{base}/api/v1/team", headers=bearer(key)).json()["team"] == "acme"
+
+
+def test_a_local_server_answers_only_at_a_loopback_host(tmp_path: Path) -> None:
+    """Without keys: a page of another site, its name pointed at 127.0.0.1, gets a 400."""
+    url = f"sqlite:///{tmp_path / 'carbon.db'}"
+    with serving(url, tmp_path / "home", "--log-level", "warning") as (base, log):
+        port = base.rsplit(":", 1)[1]
+        assert httpx.get(f"{base}/api/v1/team").json()["team"] == "default"
+        local = httpx.get(f"{base}/api/v1/team", headers={"Host": f"localhost:{port}"})
+        assert local.status_code == 200
+        for path in ("/api/v1/runs", "/runs"):
+            rebound = httpx.get(f"{base}{path}", headers={"Host": f"evil.example:{port}"})
+            assert rebound.status_code == 400, path
+            assert "loopback" in rebound.json()["detail"]
+    assert '"GET /api/v1/team HTTP/1.1" 200' not in log.read_text()  # warnings only

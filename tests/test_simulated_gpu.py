@@ -215,6 +215,22 @@ def test_faults() -> None:
     assert sim.nvmlDeviceGetMigMode(bare) == [1, 1]
 
 
+def test_a_passing_error_raises_pynvml_class_for_its_calls_then_answers() -> None:
+    clock = VirtualClock(start_s=0.0)
+    sim = started(
+        SimulatedGpu(trace=ConstantTrace(100.0), error_at_s=1.0, error_calls=2), clock=clock
+    )
+    handle = sim.nvmlDeviceGetHandleByIndex(0)
+    assert sim.nvmlDeviceGetPowerUsage(handle) == 100_000  # before its time: no error
+    clock.advance(1.0)
+    with pytest.raises(pynvml.NVMLError_Unknown):
+        sim.nvmlDeviceGetPowerUsage(handle)
+    with pytest.raises(pynvml.NVMLError_Unknown):
+        sim.nvmlDeviceGetTotalEnergyConsumption(handle)
+    assert sim.nvmlDeviceGetPowerUsage(handle) == 100_000
+    assert sim.errors_raised[0] == 2
+
+
 def test_init_error_and_real_error_classes() -> None:
     sim = simulated_nvml([], init_error=pynvml.NVML_ERROR_DRIVER_NOT_LOADED)
     with pytest.raises(pynvml.NVMLError_DriverNotLoaded):

@@ -62,7 +62,7 @@ def batch(run_id: str, seq: int, *, samples: int = 3, rank: int = 0) -> wire.Bat
         sample_interval_s=[1.0 / samples] * samples,
         sample_energy_j=[2.5] * samples,
         sample_utilization=[0.5] * samples,
-        work_offset_s=[float(seq)],
+        work_offset_s=[seq + 1.0],
         work_interval_s=[1.0],
         work_steps=[4],
         work_samples=[128],
@@ -209,6 +209,17 @@ def test_a_full_spool_keeps_batches_without_samples_and_says_so(
     assert str(spool.path) in errors[0].getMessage()
     assert "CARBON_SPOOL_MAX_MB" in errors[0].getMessage()
 
+    # Each batch kept without samples carries the gap, from the first one's start on.
+    def reason() -> str:
+        return (
+            "spool full: per-second samples not kept (the agent's spool reached "
+            f"CARBON_SPOOL_MAX_MB={spool.max_bytes / BYTES_PER_MB:g})"
+        )
+
+    next_kept = wire.Batch.model_validate_json(pending[2].body)
+    assert kept.gaps == [wire.Gap(start_s=2.0, end_s=3.0, reason=reason())]
+    assert next_kept.gaps == [wire.Gap(start_s=2.0, end_s=4.0, reason=reason())]
+
     # Room again: samples are kept, and the run's warnings still say what was lost.
     spool.delete([r.id for r in pending])
     spool.max_bytes = 100 * BYTES_PER_MB
@@ -216,12 +227,19 @@ def test_a_full_spool_keeps_batches_without_samples_and_says_so(
     later = wire.Batch.model_validate_json(spool.pending()[-1].body)
     assert len(later.sample_energy_j) == 3
     assert later.totals.warnings == ["no region set", line]
+    assert later.gaps == []  # the gap ended with the last batch kept without samples
+
+    # Full again: a new gap, from this batch on.
+    spool.max_bytes = spool.size_bytes() + 100
+    spool.append(batch(run_id, 5, samples=400))
+    again = wire.Batch.model_validate_json(spool.pending()[-1].body)
+    assert again.gaps == [wire.Gap(start_s=5.0, end_s=6.0, reason=reason())]
 
     # Starts and ends are kept however full the spool is.
     spool.max_bytes = 1
     spool.append(run_end(run_id))
     spool.append(run_start(new_run_id()))
-    assert [r.kind for r in spool.pending()] == ["batch", "end", "start"]
+    assert [r.kind for r in spool.pending()] == ["batch", "batch", "end", "start"]
 
 
 def _leave_a_run_open(path: str, run_id: str) -> None:

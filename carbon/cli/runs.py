@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -115,6 +115,7 @@ def show_command(
             f"{device['name']}  [{device['method']}, {device['provenance']}]{failed}"
         )
         lines.append(f"        {device['detail']}")
+    lines.extend(_gap_lines(s.get("gaps") or []))
     work = ", ".join(
         f"{key} {s[key]:,}" for key in ("steps", "samples", "tokens") if s[key] is not None
     )
@@ -163,3 +164,18 @@ def show_command(
     if s["error"]:
         lines.append(f"  error:  {s['error']}")
     typer.echo("\n".join(lines))
+
+
+def _gap_lines(gaps: list[dict[str, Any]]) -> list[str]:
+    """One line per span without per-second samples: whose, from when to when, and why."""
+    lines = []
+    for gap in gaps:
+        who = "all devices" if gap["device"] is None else f"{gap['component']} {gap['name']}"
+        if gap["rank"]:
+            who += f" (rank {gap['rank']})"
+        until = "the end" if gap["end_s"] is None else f"{gap['end_s']:.1f} s"
+        lines.append(
+            f"  gap     {who}: no per-second samples from {gap['start_s']:.1f} s to {until} "
+            f"({gap['reason']})"
+        )
+    return lines

@@ -9,8 +9,10 @@ of a process that died are adopted by the next one (:meth:`Spool.adopt_orphans`)
 closes such runs as ``interrupted``.
 
 The spool is bounded (``CARBON_SPOOL_MAX_MB``): past the bound, batches are kept without
-their per-second columns, so a run's totals stay complete and its warnings say what was lost.
-Records the server refused for good move to a ``rejected`` table with the server's reason.
+their per-second columns, so a run's totals stay complete, its warnings say what was lost,
+and each such batch carries a gap for every device (``device`` ``None``) from the first
+batch kept without samples to its own end. Records the server refused for good move to a
+``rejected`` table with the server's reason.
 """
 
 from __future__ import annotations
@@ -20,11 +22,10 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from carbon import wire
+from carbon import _clock, wire
 from carbon.remote._spool_file import SpoolFile
 from carbon.remote.owner import Owner
 
@@ -126,6 +127,7 @@ class Spool:
         self.owner = owner or Owner.current()
         self._file = SpoolFile(path, busy_timeout_s)
         self._full_logged: set[tuple[str, int]] = set()
+        self._full_since_s: dict[tuple[str, int], float] = {}
 
     # -- writing ----------------------------------------------------------------------
 
@@ -154,6 +156,7 @@ class Spool:
                 body = self._bounded_body(conn, record)
             else:
                 kind, run_id, rank, seq = "end", record.run_id, record.rank, None
+                self._full_since_s.pop((run_id, rank), None)  # the run's last gap ends here
                 conn.execute(
                     "UPDATE open_run SET ended = 1 WHERE run_id = ? AND rank = ?", (run_id, rank)
                 )
@@ -212,7 +215,7 @@ class Spool:
                         run_id=run_id,
                         rank=rank,
                         status="interrupted",
-                        ended_at=datetime.now(UTC),
+                        ended_at=_clock.utc_now(),
                         error=f"the agent process {owner.pid} on {owner.host} ended without "
                         "closing the run",
                     )
@@ -296,9 +299,11 @@ class Spool:
         """The batch's JSON; without per-second columns when it does not fit any more.
 
         Once a run lost samples, each later batch of it carries the warning too, since the
-        server keeps the warnings of a run's latest batch.
+        server keeps the warnings of a run's latest batch. Each batch kept without samples
+        carries the gap they leave, from the first such batch of the span to its own end
+        (the store extends the gap it has); a batch that fits again ends the span.
         """
-        body = batch.model_dump_json().encode()
+        body = _batch_json(batch)
         key = (batch.run_id, batch.rank)
         row = conn.execute(
             "SELECT full_warning FROM open_run WHERE run_id = ? AND rank = ?", key
@@ -306,6 +311,8 @@ class Spool:
         line: str | None = row[0] if row else None
         used_bytes = self._file.used_bytes(conn)
         full = used_bytes + len(body) > self.max_bytes
+        if not full:
+            self._full_since_s.pop(key, None)
         if not full and line is None:
             return body
         if line is None:
@@ -324,6 +331,16 @@ class Spool:
             update["totals"] = batch.totals.model_copy(update={"warnings": warnings})
         if full:
             update.update({column: [] for column in _EMPTIED_COLUMNS})
+            since_s = self._full_since_s.setdefault(key, _first_start_s(batch))
+            gap = wire.Gap(
+                start_s=since_s,
+                end_s=batch.totals.duration_s,
+                reason=(
+                    "spool full: per-second samples not kept (the agent's spool reached "
+                    f"CARBON_SPOOL_MAX_MB={self.max_bytes / BYTES_PER_MB:g})"
+                ),
+            )
+            update["gaps"] = [*batch.gaps, gap]
             if key not in self._full_logged:
                 self._full_logged.add(key)
                 log.error(
@@ -336,7 +353,7 @@ class Spool:
                     batch.run_id,
                     _first_start_s(batch),
                 )
-        return batch.model_copy(update=update).model_dump_json().encode()
+        return _batch_json(batch.model_copy(update=update))
 
     @staticmethod
     def _insert(
@@ -365,12 +382,26 @@ class Spool:
         )
 
 
+def _batch_json(batch: wire.Batch) -> bytes:
+    """A batch as it is posted; without ``gaps`` when it has none, so older servers take it."""
+    return batch.model_dump_json(exclude=None if batch.gaps else {"gaps"}).encode()
+
+
 def _first_start_s(batch: wire.Batch) -> float:
-    """When the batch's first interval starts (offsets are interval ends), seconds."""
-    if batch.sample_offset_s:
-        ends = zip(batch.sample_offset_s, batch.sample_interval_s, strict=True)
-    elif batch.work_offset_s:
+    """When the batch's interval starts (offsets are interval ends), seconds.
+
+    Each device's first sample starts at the interval's start, except a device's that spans
+    a gap before it (it starts earlier), so the latest of those starts is the interval's;
+    without samples, the work row's start.
+    """
+    firsts: dict[int, float] = {}
+    for device, end_s, interval_s in zip(
+        batch.sample_device, batch.sample_offset_s, batch.sample_interval_s, strict=True
+    ):
+        firsts.setdefault(device, end_s - interval_s)
+    if firsts:
+        return max(0.0, max(firsts.values()))
+    if batch.work_offset_s:
         ends = zip(batch.work_offset_s, batch.work_interval_s, strict=True)
-    else:
-        return batch.totals.duration_s
-    return max(0.0, min(end_s - interval_s for end_s, interval_s in ends))
+        return max(0.0, min(end_s - interval_s for end_s, interval_s in ends))
+    return batch.totals.duration_s

@@ -10,9 +10,10 @@ code, so it works for the real module and for a simulated one alike:
   :class:`NvmlNotSupported`, which callers catch where a fallback exists;
 - anything else while opening: :class:`~carbon.errors.SourceUnavailable` (the source cannot
   be opened, so for this run it is not there);
-- anything else while reading (the GPU fell off the bus, an unknown error):
-  :class:`~carbon.errors.SourceError`; the sampler then stops reading the source and keeps
-  the energy it had.
+- the GPU is lost while reading (it fell off the bus, or hung): :class:`NvmlGpuLost`, after
+  which the source stops reading that GPU and keeps the energy it had;
+- anything else while reading (an unknown error, a timeout):
+  :class:`~carbon.errors.SourceError`; the source tries that GPU again at its next read.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from types import ModuleType
 
 from carbon.errors import SourceError, SourceUnavailable
 
-__all__ = ["NvmlNotSupported", "nvml_errors"]
+__all__ = ["NvmlGpuLost", "NvmlNotSupported", "nvml_errors"]
 
 # NVML return codes (nvml.h); stable across driver versions.
 _NOT_SUPPORTED = 3
@@ -52,6 +53,10 @@ class NvmlNotSupported(SourceError):  # noqa: N818 - reads as a state, like Sour
     """The NVML call is not supported on this device or driver; a fallback may exist."""
 
 
+class NvmlGpuLost(SourceError):  # noqa: N818 - reads as a state, like SourceUnavailable
+    """The GPU fell off the bus or hung (``NVML_ERROR_GPU_IS_LOST``); a reset brings it back."""
+
+
 def _code(exc: BaseException) -> int | None:
     value = getattr(exc, "value", None)
     return value if isinstance(value, int) else None
@@ -75,7 +80,7 @@ def translate(exc: BaseException, what: str, *, opening: bool) -> SourceError:
         detail = "the GPU is lost (fell off the bus, or hung); it needs a reset"
         if opening:
             return SourceUnavailable(f"{what}: {detail}")
-        return SourceError(f"{what}: {detail}")
+        return NvmlGpuLost(f"{what}: {detail}")
     if opening:
         return SourceUnavailable(f"{what}: NVML error {code}: {exc}")
     return SourceError(f"{what}: NVML error {code}: {exc}")

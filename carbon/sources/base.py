@@ -93,6 +93,11 @@ class PowerSource(Protocol):
     A source may also have a ``settle(clock, sleep)`` method, which the sampler calls just
     before each edge reading: a counter that advances in steps (NVML's) waits there for its
     next step, so the edge reading is exact.
+
+    A source may also have ``unread`` and ``lost`` mappings (a device's index in
+    ``devices`` → why): the devices it could not read at the last ``read`` (their readings
+    are placeholders, and the sampler pauses them, opening a gap), and those that will not
+    come back. A source that wraps another passes both through.
     """
 
     @property

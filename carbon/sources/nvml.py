@@ -23,7 +23,11 @@ list. Indices are NVML's order, which is CUDA's when ``CUDA_DEVICE_ORDER=PCI_BUS
 are unambiguous. MIG slices (``MIG-...``) and GPUs in MIG mode are refused: NVML has no
 per-slice energy, and the whole GPU's energy would charge this run for other tenants' work.
 
-NVML errors are translated in :mod:`carbon.sources._nvml_errors`.
+NVML errors are translated in :mod:`carbon.sources._nvml_errors`. A read fails GPU by GPU:
+a GPU that cannot be read this time (an unknown error, a timeout) is named in
+:attr:`NvmlSource.unread` and tried again at the next read; a lost GPU
+(``NVML_ERROR_GPU_IS_LOST``) is named in :attr:`NvmlSource.lost` as well and not read again.
+The other GPUs go on either way; the sampler records the gaps.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from carbon.sources._nvml_devices import (
     select_devices,
     text,
 )
-from carbon.sources._nvml_errors import NvmlNotSupported, nvml_errors, translate
+from carbon.sources._nvml_errors import NvmlGpuLost, NvmlNotSupported, nvml_errors, translate
 from carbon.sources.base import DeviceInfo, DeviceReading
 from carbon.units import MW_PER_W
 
@@ -56,6 +60,9 @@ log = logging.getLogger(__name__)
 
 AUX_INTERVAL_S = 0.5
 """How often power and utilization are read for a GPU whose energy comes from its counter."""
+
+_NO_READING = DeviceReading(energy_j=None)
+"""What a GPU that could not be read answers; it is named in :attr:`NvmlSource.unread`."""
 
 
 def _import_nvml() -> ModuleType:
@@ -76,6 +83,9 @@ class NvmlSource:
         notes: Anomalies met while opening and reading (GPUs skipped, a frozen or reset
             counter), as sentences a run can store as warnings.
         driver_version: The NVIDIA driver version NVML reports.
+        unread: GPUs the latest :meth:`read` could not read (their index in
+            :attr:`devices` -> why); their readings are placeholders without a value.
+        lost: GPUs lost for good (index -> why), no longer read; also in ``unread``.
     """
 
     def __init__(
@@ -91,6 +101,8 @@ class NvmlSource:
         self._devices = tuple(devices)
         self.notes = notes
         self.driver_version = driver_version
+        self.unread: dict[int, str] = {}
+        self.lost: dict[int, str] = {}
         self._closed = False
 
     @classmethod
@@ -160,12 +172,31 @@ class NvmlSource:
     def read(self, now_s: float) -> Sequence[DeviceReading]:
         """Read every GPU; energy is cumulative since the first read.
 
+        A GPU that cannot be read answers a placeholder and is named in :attr:`unread` (a
+        lost one in :attr:`lost` too, and is not read again); the others are read as usual.
+
         Raises:
-            SourceError: A GPU was lost or NVML failed; the sampler stops reading the source.
+            SourceError: The source was closed.
         """
         if self._closed:
             raise SourceError("NVML source read after close()")
-        return [self._read_gpu(gpu, now_s) for gpu in self._gpus]
+        readings: list[DeviceReading] = []
+        unread: dict[int, str] = {}
+        for index, gpu in enumerate(self._gpus):
+            if index in self.lost:
+                unread[index] = self.lost[index]
+                readings.append(_NO_READING)
+                continue
+            try:
+                readings.append(self._read_gpu(gpu, now_s))
+            except NvmlGpuLost as exc:
+                self.lost[index] = unread[index] = str(exc)
+                readings.append(_NO_READING)
+            except SourceError as exc:  # tried again at the next read
+                unread[index] = str(exc)
+                readings.append(_NO_READING)
+        self.unread = unread
+        return readings
 
     def settle(
         self,
@@ -191,20 +222,36 @@ class NvmlSource:
         if self._closed:
             return
         self._settle_averages(clock, sleep)
-        waiting = [gpu for gpu in self._gpus if gpu.counter is not None and not gpu.counter.frozen]
+        waiting = [
+            gpu
+            for index, gpu in enumerate(self._gpus)
+            if gpu.counter is not None and not gpu.counter.frozen and index not in self.lost
+        ]
         if not waiting:
             return
         period_s = max(gpu.counter.period_s for gpu in waiting if gpu.counter is not None)
         deadline_s = clock() + 2.5 * period_s
-        start = {id(gpu): self._observe_counter(gpu, clock()) for gpu in waiting}
+        start: dict[int, int | None] = {}
+        for gpu in waiting:
+            start[id(gpu)] = self._settle_step(gpu, clock())
+        waiting = [gpu for gpu in waiting if start[id(gpu)] is not None]
         while waiting:
             sleep(poll_s)
             now_s = clock()
             if now_s > deadline_s:
                 return
-            waiting = [
-                gpu for gpu in waiting if self._observe_counter(gpu, now_s) == start[id(gpu)]
-            ]
+            waiting = [gpu for gpu in waiting if self._settle_step(gpu, now_s) == start[id(gpu)]]
+
+    def _settle_step(self, gpu: GpuState, now_s: float) -> int | None:
+        """A counter reading while settling, or ``None`` when the GPU could not be read.
+
+        A GPU that fails here is not waited for; the read that follows the edge finds the
+        failure again and reports it.
+        """
+        try:
+            return self._observe_counter(gpu, now_s)
+        except SourceError:
+            return None
 
     def _settle_averages(self, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
         """For GPUs read as 1-second means, wait until a whole number of seconds has passed.

@@ -6,29 +6,34 @@
 server processes can write one run's ranks. A batch is stored once: a receipt per
 ``(run, rank, seq)`` makes a retried batch a no-op. Samples go in bulk (binary ``COPY`` on
 PostgreSQL); the rank's totals and the run's (summed over ranks, with CO2e) are set in the
-same transaction, so lists never scan samples.
+same transaction, so lists never scan samples. Batches repeat their rank's gaps (spans
+without samples); a gap is found again by its device and start, so one that grew is updated
+in place and one seen before changes nothing, whatever order the batches come in.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
-from carbon import wire
+from carbon import _clock, wire
 from carbon.store.bulk import SampleColumns, insert_samples
 from carbon.store.context import RunContext, insert_ignore
 from carbon.store.minutes import add_minutes, minute_rows
-from carbon.store.models import BatchReceipt, Device, Run, RunRank, Window, Work
+from carbon.store.models import BatchReceipt, Device, Run, RunGap, RunRank, Window, Work
 from carbon.store.pricing import add_energy_hours, energy_hour_rows
 
 _RUN = cast(Table, Run.__table__)
 _DEVICE = cast(Table, Device.__table__)
 _RANK = cast(Table, RunRank.__table__)
 _RECEIPT = cast(Table, BatchReceipt.__table__)
+_GAP = cast(Table, RunGap.__table__)
+_INSERT_GAP = insert(_GAP)
+_GAP_END = update(_GAP).where(_GAP.c.id == bindparam("b_id")).values(end_s=bindparam("b_end_s"))
 _INSERT_WORK = insert(cast(Table, Work.__table__))
 _INSERT_WINDOW = insert(cast(Table, Window.__table__))
 _DEVICE_ENERGY = (
@@ -87,12 +92,14 @@ def write_batch(connection: Connection, context: RunContext, batch: wire.Batch) 
     positions = len(context.device_ids)
     if any(not 0 <= p < positions for p in (*batch.sample_device, *batch.failed_devices)):
         raise ValueError(f"sample_device: the rank has devices 0..{positions - 1} only")
+    if any(gap.device is not None and gap.device >= positions for gap in batch.gaps):
+        raise ValueError(f"gaps: a gap names a device the rank lacks (0..{positions - 1})")
     if len(batch.totals.device_energy_j) != positions:
         raise ValueError(
             f"totals.device_energy_j has {len(batch.totals.device_energy_j)} values for "
             f"{positions} devices"
         )
-    now = datetime.now(UTC)
+    now = _clock.utc_now()
     receipt = (
         insert_ignore(connection, _RECEIPT)
         .values(run_id=batch.run_id, rank=batch.rank, seq=batch.seq, received_at=now)
@@ -147,14 +154,19 @@ def write_batch(connection: Connection, context: RunContext, batch: wire.Batch) 
         connection.execute(
             _INSERT_WINDOW, [{"run_id": batch.run_id, **w.model_dump()} for w in batch.windows]
         )
+    if batch.gaps:
+        _store_gaps(connection, batch)
     totals = batch.totals
-    connection.execute(
-        _DEVICE_ENERGY,
-        [
-            {"b_id": device_id, "b_energy_j": energy_j}
-            for device_id, energy_j in zip(context.device_ids, totals.device_energy_j, strict=True)
-        ],
-    )
+    if context.device_ids:  # a rank may measure no device (a local rank without GPUs)
+        connection.execute(
+            _DEVICE_ENERGY,
+            [
+                {"b_id": device_id, "b_energy_j": energy_j}
+                for device_id, energy_j in zip(
+                    context.device_ids, totals.device_energy_j, strict=True
+                )
+            ],
+        )
     for position, message in batch.failed_devices.items():
         connection.execute(
             _DEVICE_FAILED,
@@ -201,6 +213,52 @@ def write_batch(connection: Connection, context: RunContext, batch: wire.Batch) 
     co2e_g = _set_totals(connection, context, run_values)
     added = None if co2e_g is None else co2e_g - (previous_g or 0.0)
     return BatchResult(True, len(samples), energy_by_device, added)
+
+
+def _store_gaps(connection: Connection, batch: wire.Batch) -> None:
+    """Insert the batch's new gaps and extend those stored before (same device and start)."""
+    stored = {
+        (row.position, row.start_s): (row.id, row.end_s)
+        for row in connection.execute(
+            select(_GAP.c.id, _GAP.c.position, _GAP.c.start_s, _GAP.c.end_s).where(
+                _GAP.c.run_id == batch.run_id, _GAP.c.rank == batch.rank
+            )
+        )
+    }
+    new: list[dict[str, Any]] = []
+    extended: list[dict[str, Any]] = []
+    for gap in batch.gaps:
+        found = stored.get((gap.device, gap.start_s))
+        if found is None:
+            new.append(
+                {
+                    "run_id": batch.run_id,
+                    "rank": batch.rank,
+                    "position": gap.device,
+                    "start_s": gap.start_s,
+                    "end_s": gap.end_s,
+                    "reason": gap.reason,
+                }
+            )
+            continue
+        gap_id, end_s = found
+        later_s = _later_end(end_s, gap.end_s)
+        if later_s != end_s:
+            extended.append({"b_id": gap_id, "b_end_s": later_s})
+    if new:
+        connection.execute(_INSERT_GAP, new)
+    if extended:
+        connection.execute(_GAP_END, extended)
+
+
+def _later_end(stored_s: float | None, sent_s: float | None) -> float | None:
+    """The end a gap has reached: a gap closes (``None`` -> a time) and grows, never shrinks.
+
+    Taking the later of the two makes the stored gap the same whatever order batches come in.
+    """
+    if stored_s is None or sent_s is None:
+        return sent_s if stored_s is None else stored_s
+    return max(stored_s, sent_s)
 
 
 def _sums_over_ranks(connection: Connection, run_id: str) -> dict[str, Any]:

@@ -5,16 +5,20 @@ does, with the worst status of its ranks. An agent that stops sending (the proce
 killed, the machine lost) cannot say so: a rank running with nothing received for longer
 than the heartbeat timeout is marked ``interrupted``, keeping everything it sent. A later
 end record from that agent still sets the status it reports.
+
+An interrupted rank ends where its measurements end: its start plus the duration of its
+last batch, on the run's own (monotonic) timeline, rather than when the interruption was
+noticed (``carbon sync`` may close a killed run days later, the server minutes later).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from carbon import wire
+from carbon import _clock, wire
 from carbon.errors import RunNotFound
 from carbon.store.models import Run, RunRank
 
@@ -32,10 +36,18 @@ def finish_run(session: Session, end: wire.RunEnd, *, team_id: int) -> str:
         RunNotFound: No such run in this team, or the rank never started.
     """
     _check_rank(session, end.run_id, end.rank, team_id)
+    ended_at = end.ended_at
+    if end.status == "interrupted":
+        started_at, duration_s = session.execute(
+            select(RunRank.started_at, RunRank.duration_s).where(
+                RunRank.run_id == end.run_id, RunRank.rank == end.rank
+            )
+        ).one()
+        ended_at = _measured_end(started_at, duration_s) or ended_at
     session.execute(
         update(RunRank)
         .where(RunRank.run_id == end.run_id, RunRank.rank == end.rank)
-        .values(status=end.status, ended_at=end.ended_at, error=end.error)
+        .values(status=end.status, ended_at=ended_at, error=end.error)
     )
     return _settle_run(session, end.run_id)
 
@@ -47,7 +59,7 @@ def heartbeat(session: Session, run_id: str, rank: int, *, team_id: int) -> str:
         RunNotFound: No such run in this team, or the rank never started.
     """
     _check_rank(session, run_id, rank, team_id)
-    now = datetime.now(UTC)
+    now = _clock.utc_now()
     session.execute(
         update(RunRank)
         .where(RunRank.run_id == run_id, RunRank.rank == rank)
@@ -65,10 +77,16 @@ def mark_silent_runs(
     Returns:
         The ids of the runs that changed, in no particular order.
     """
-    now = now or datetime.now(UTC)
+    now = now or _clock.utc_now()
     cutoff = now - timedelta(seconds=timeout_s)
     silent = session.execute(
-        select(RunRank.run_id, RunRank.rank, RunRank.last_seen_at, RunRank.started_at).where(
+        select(
+            RunRank.run_id,
+            RunRank.rank,
+            RunRank.last_seen_at,
+            RunRank.started_at,
+            RunRank.duration_s,
+        ).where(
             RunRank.status == "running",
             or_(
                 RunRank.last_seen_at < cutoff,
@@ -76,14 +94,14 @@ def mark_silent_runs(
             ),
         )
     ).all()
-    for run_id, rank, last_seen_at, started_at in silent:
+    for run_id, rank, last_seen_at, started_at, duration_s in silent:
         seen = last_seen_at or started_at
         session.execute(
             update(RunRank)
             .where(RunRank.run_id == run_id, RunRank.rank == rank, RunRank.status == "running")
             .values(
                 status="interrupted",
-                ended_at=seen,
+                ended_at=_measured_end(started_at, duration_s) or seen,
                 error=(
                     f"the agent went silent: nothing received since {seen:%Y-%m-%d %H:%M:%S} "
                     f"UTC (timeout {timeout_s:g} s)"
@@ -94,6 +112,11 @@ def mark_silent_runs(
     for run_id in changed:
         _settle_run(session, run_id)
     return changed
+
+
+def _measured_end(started_at: datetime, duration_s: float | None) -> datetime | None:
+    """Where a rank's measurements end, or ``None`` before its first batch."""
+    return None if duration_s is None else started_at + timedelta(seconds=duration_s)
 
 
 def _check_rank(session: Session, run_id: str, rank: int, team_id: int) -> None:

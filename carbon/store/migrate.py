@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 from carbon.errors import StoreError
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 """The revision the code expects; a test checks it equals the newest script's."""
 
 

@@ -179,6 +179,12 @@ class Run(Base):
     windows: Mapped[list[Window]] = relationship(
         back_populates="run", order_by="Window.start_s", cascade="all, delete-orphan"
     )
+    gaps: Mapped[list[RunGap]] = relationship(
+        back_populates="run",
+        order_by="(RunGap.rank, RunGap.start_s, RunGap.id)",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
 
 
 class Device(Base):
@@ -334,6 +340,29 @@ class Window(Base):
     flops: Mapped[float | None] = mapped_column(Float)
 
     run: Mapped[Run] = relationship(back_populates="windows")
+
+
+class RunGap(Base):
+    """A span in which a rank's device, or all its devices, has no per-second samples.
+
+    A lost GPU, a failed power source, a read that failed (``position`` is the device's) or
+    a full agent spool (``position`` is ``None``: every device). The run's totals still hold
+    the energy measured; the gap says where the per-second record is missing and why.
+    ``end_s`` is ``None`` for a gap still open at the run's end: it lasts until the end.
+    Batches repeat a rank's gaps, so a gap is found again by its device and ``start_s``.
+    """
+
+    __tablename__ = "run_gap"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int | None] = mapped_column(Integer)
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text)
+
+    run: Mapped[Run] = relationship(back_populates="gaps")
 
 
 class RunEnergyHour(Base):

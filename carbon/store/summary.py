@@ -3,6 +3,10 @@
 Field names are stable and documented in the README. Derived figures (joules per FLOP,
 MFU, energy per inference) are computed here from the stored facts with the pure functions
 of :mod:`carbon.accounting`, never stored twice. Unknown figures are ``None``.
+
+``gaps`` lists the spans without per-second samples (a lost GPU, a failed source, a full
+agent spool), each with its rank, its device (``None``: every device of the rank), its start
+and end in seconds from the run's start (``end_s`` ``None``: until the run's end) and why.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from carbon.accounting import efficiency
 from carbon.accounting.catalog import match_gpu, peak_flops
 from carbon.accounting.embodied import amortised_kg
 from carbon.sources.base import methods_by_component
-from carbon.store.models import Run
+from carbon.store.models import Run, RunGap
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -91,7 +95,27 @@ def run_summary(run: Run) -> dict[str, Any]:
             }
             for d in run.devices
         ],
+        "gaps": _gaps(run),
     }
+
+
+def _gaps(run: Run) -> list[dict[str, Any]]:
+    """The run's gaps, each naming its device by component and model when it has one."""
+    devices = {(device.rank, device.position): device for device in run.devices}
+
+    def entry(gap: RunGap) -> dict[str, Any]:
+        device = devices.get((gap.rank, gap.position)) if gap.position is not None else None
+        return {
+            "rank": gap.rank,
+            "device": gap.position,
+            "component": device.component if device is not None else None,
+            "name": device.name if device is not None else None,
+            "start_s": gap.start_s,
+            "end_s": gap.end_s,
+            "reason": gap.reason,
+        }
+
+    return [entry(gap) for gap in run.gaps]
 
 
 def _per(energy_j: float | None, count: float | None) -> float | None:

@@ -11,7 +11,9 @@ hardware where it matters for energy accounting:
 - power readings are either the mean over the last second (``average_1s``, as Hopper and
   most Ampere-or-newer GPUs report) or the instantaneous power (``instant``, A100 and older);
 - faults on request: the counter freezes, resets to zero, or the GPU falls off the bus
-  (every call then raises ``NVMLError_GpuIsLost``); MIG mode; no counter (NotSupported).
+  (every call then raises ``NVMLError_GpuIsLost``); a passing error (the next few calls
+  raise, say, ``NVMLError_Unknown``, then the GPU answers again); MIG mode; no counter
+  (NotSupported).
 
 Errors and constants are ``pynvml``'s own, so ``except pynvml.NVMLError_NotSupported`` works.
 
@@ -75,6 +77,10 @@ class SimulatedGpu:
         counter_frozen_after_s: The counter stops advancing after this time.
         counter_reset_at_s: The counter restarts from zero at this time.
         lost_at_s: From this time on every call on the device raises GpuIsLost.
+        error_at_s: From this time on, the next ``error_calls`` calls on the device raise
+            ``error_code``; later calls answer as usual (a passing fault).
+        error_code: The ``NVML_ERROR_*`` code of that fault (``NVML_ERROR_UNKNOWN``).
+        error_calls: How many calls fail.
     """
 
     trace: PowerTrace = field(default_factory=lambda: ConstantTrace(300.0))
@@ -95,6 +101,9 @@ class SimulatedGpu:
     counter_frozen_after_s: float | None = None
     counter_reset_at_s: float | None = None
     lost_at_s: float | None = None
+    error_at_s: float | None = None
+    error_code: int = pynvml.NVML_ERROR_UNKNOWN
+    error_calls: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +160,7 @@ class SimulatedNvml(ModuleType):
         self.init_error = init_error
         self.init_count = 0
         self.calls: Counter[str] = Counter()
+        self.errors_raised: Counter[int] = Counter()
         self._uuids = [gpu.uuid or _default_uuid(i) for i, gpu in enumerate(self.gpus)]
 
     # --- helpers -------------------------------------------------------------------------
@@ -175,6 +185,10 @@ class SimulatedNvml(ModuleType):
         gpu, t_s = self.gpus[handle.index], self.trace_time_s()
         if gpu.lost_at_s is not None and t_s >= gpu.lost_at_s:
             self._raise(pynvml.NVML_ERROR_GPU_IS_LOST)
+        failing = gpu.error_at_s is not None and t_s >= gpu.error_at_s
+        if failing and self.errors_raised[handle.index] < gpu.error_calls:
+            self.errors_raised[handle.index] += 1
+            self._raise(gpu.error_code)
         return gpu, t_s
 
     def _average_w(self, gpu: SimulatedGpu, t_s: float) -> float:

@@ -16,15 +16,16 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from carbon import wire
+from carbon import _clock, wire
 from carbon._version import __version__
 from carbon.errors import RunStateError
 from carbon.sources.base import DeviceInfo, describe_hardware
 from carbon.tracking.delivery import Delivery
-from carbon.tracking.ledger import IntervalEnergy
+from carbon.tracking.delta import Delta, DeltaClock
+from carbon.tracking.ledger import DeviceGap, IntervalEnergy
 from carbon.tracking.measure import Edge, Measurement, Window, between_edges, synchronize_cuda
 from carbon.tracking.sampler import Sampler
 from carbon.tracking.state import RunStatus
@@ -77,6 +78,7 @@ class Run:
         self._windows: list[wire.WindowRecord] = []
         self._sent = (0, 0, 0, 0.0)
         self._seq = 0
+        self._batch_end_s = 0.0
         self._delivery: Delivery | None = None
         self._sampler: Sampler | None = None
         self._sink: Sink | None = None
@@ -177,6 +179,27 @@ class Run:
             raise RunStateError("the run has not started; use it inside `with carbon.track(...)`")
         return self._sink.summary(self.id)
 
+    def delta(self) -> Delta:
+        """Energy, CO2e and work since the previous call (the first: since the run started).
+
+        For a logger that records carbon's figures per step or per epoch: the deltas add up
+        to the run's totals. Each call reads every source at an edge, as a window does
+        (after queued GPU work, and up to about 0.1 s for an NVML energy counter's next
+        step), so call it at logging steps or epoch ends, not in every step of a fast loop.
+        CO2e uses the intensity and PUE the run resolved at its start.
+
+        Returns:
+            A frozen :class:`~carbon.tracking.delta.Delta`.
+
+        Raises:
+            RunStateError: The run is not running (not started, or already ended).
+        """
+        if self._sampler is None:
+            raise RunStateError("the run has not started; use it inside `with carbon.track(...)`")
+        if self.status.is_final:
+            raise RunStateError(f"run.delta() needs a running run; this one is {self.status}")
+        return self._deltas.take(self._edge, self._precision)
+
     @property
     def devices(self) -> list[DeviceInfo]:
         """The devices measured in this run."""
@@ -209,6 +232,12 @@ class Run:
         else:
             warnings.append("no region set (CARBON_REGION or region=...): CO2e is unknown")
         self._devices = [device for source in sources for device in source.devices]
+        # The factors this run is priced with, kept for run.delta()'s CO2e.
+        self._deltas = DeltaClock(
+            self._devices,
+            intensity_g_per_kwh=None if intensity is None else intensity.intensity_g_per_kwh,
+            pue=pue,
+        )
         precision = self.config.compression.get("precision")
         if precision is not None:
             self._precision = normalize_precision(str(precision))
@@ -221,7 +250,7 @@ class Run:
         self._sink = sink
         self._delivery = Delivery(sink, self.id)
         self._sampler = Sampler(sources, hz=settings.sample_hz, on_interval=self._on_interval)
-        self.started_at = datetime.now(UTC)
+        self.started_at = _clock.utc_now()
         self._sampler.start()
         start = wire.RunStart(
             id=self.id,
@@ -263,7 +292,7 @@ class Run:
                 synchronize_cuda()
             except Exception:  # a broken CUDA context must not lose the run's energy
                 log.warning("carbon: could not wait for GPU work at the end of run %s", self.id)
-            self._sampler.stop()
+            end = self._sampler.stop()
         finally:
             self._close_sources()
         self._delivery.flush()
@@ -272,10 +301,20 @@ class Run:
                 run_id=self.id,
                 rank=self._rank,
                 status=cast(wire.FinalStatus, status.value),
-                ended_at=datetime.now(UTC),
+                ended_at=self._ended_at(end),
                 error=error,
             )
         )
+
+    def _ended_at(self, end: float) -> datetime:
+        """The run's end on the wall clock: its start plus its duration on the monotonic clock.
+
+        Reading the wall clock again would turn a clock moved during the run (NTP, a person,
+        a VM resumed) into an end that disagrees with the measured duration.
+        """
+        assert self._sampler is not None
+        assert self.started_at is not None
+        return self.started_at + timedelta(seconds=end - self._sampler.t0)
 
     def _close_sources(self) -> None:
         assert self._sampler is not None
@@ -315,9 +354,11 @@ class Run:
         work = (steps - sent_steps, (samples or 0) - sent_samples, (tokens or 0) - sent_tokens)
         work_flops = (flops or 0.0) - sent_flops
         self._sent = (steps, samples or 0, tokens or 0, flops or 0.0)
-        end_s = intervals[0].end_s if intervals else self._sampler.ledger.open_since_s
+        # The interval just closed: devices' samples may start earlier (one spanning a gap)
+        # or end earlier (a device that stopped being read), the batch covers the interval.
+        start_s, end_s = self._batch_end_s, self._sampler.ledger.open_since_s
+        self._batch_end_s = end_s
         has_work = any(work) or work_flops > 0
-        start_s = intervals[0].start_s if intervals else end_s
         failures = self._sampler.failures
         batch = wire.Batch(
             run_id=self.id,
@@ -353,6 +394,7 @@ class Run:
             ),
             failed_devices={p: f.message for f in failures for p in f.positions},
             failed_at_s={p: f.at_s for f in failures for p in f.positions},
+            gaps=_gaps_until(self._sampler.ledger.gaps, end_s),
         )
         self._seq += 1
         assert self._delivery is not None
@@ -368,6 +410,24 @@ def _live_provider(settings: Settings) -> Any:
     return ElectricityMapsProvider(
         settings.electricitymaps_token.get_secret_value(), base_url=settings.electricitymaps_url
     )
+
+
+def _gaps_until(gaps: list[DeviceGap], end_s: float) -> list[wire.Gap]:
+    """The gaps as a batch ending at ``end_s`` reports them.
+
+    A window's edge, read from the user's thread, may open or close a gap after the
+    interval closed: what lies past ``end_s`` waits for the next batch.
+    """
+    return [
+        wire.Gap(
+            device=gap.position,
+            start_s=gap.start_s,
+            end_s=gap.end_s if gap.end_s is not None and gap.end_s <= end_s else None,
+            reason=gap.reason[: wire.MAX_GAP_REASON_CHARS],
+        )
+        for gap in gaps
+        if gap.start_s <= end_s
+    ]
 
 
 def _notes(source: object) -> list[str]:

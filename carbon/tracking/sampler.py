@@ -5,6 +5,14 @@ second it closes the ledger's interval and hands the per-device energy to a call
 run, which turns it into a batch for the sink). A source that fails is reported once and
 read no more; the others go on. The first and the last readings are taken by the caller, at
 the window's edges, so the measured window is exactly the run.
+
+A source may also say that some of its devices could not be read while the others were
+(the NVML source does, GPU by GPU): after each read, its ``unread`` mapping (a device's
+index in ``devices`` -> why) names the devices whose readings are placeholders, and its
+``lost`` mapping those that will not come back. An unread device is paused in the ledger,
+which records the gap; it resumes when it is read again. A lost device is also reported as
+failed, like a failed source. Either way the other devices go on, and energy measured
+before is kept.
 """
 
 from __future__ import annotations
@@ -13,10 +21,10 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from carbon.sources.base import PowerSource
+from carbon.sources.base import DeviceInfo, PowerSource
 from carbon.tracking.ledger import IntervalEnergy, Ledger
 
 log = logging.getLogger(__name__)
@@ -73,6 +81,8 @@ class Sampler:
             float(getattr(source, "min_read_interval_s", 0.0)) for source in self.sources
         ]
         self._last_read_s = [-math.inf] * len(self.sources)
+        self._lost: set[int] = set()
+        self._gapped: set[int] = set()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -178,9 +188,47 @@ class Sampler:
                     raise ValueError(
                         f"returned {len(readings)} readings for {len(source.devices)} devices"
                     )
+                self._note_unread(i, now)
                 self.ledger.observe(self._starts[i], readings, now)
             except Exception as exc:  # a failing source must not stop the run
                 self._fail(i, now, exc)
+
+    def _note_unread(self, index: int, now: float) -> None:
+        """Pause the source's devices it could not read this time, resume those it read."""
+        source = self.sources[index]
+        unread, lost = _mapping(source, "unread"), _mapping(source, "lost")
+        for offset, device in enumerate(source.devices):
+            position = self._starts[index] + offset
+            reason = unread.get(offset)
+            if reason is None:
+                if self.ledger.is_paused(position):
+                    self.ledger.resume(position, now)
+                    log.info("carbon: %s is read again at %.1f s", _label(device), now - self.t0)
+                continue
+            if offset in lost:
+                if position not in self._lost:
+                    self._lost.add(position)
+                    self.ledger.pause(position, now, f"power source failed: {reason}")
+                    self.failures.append(SourceFailure((position,), now - self.t0, reason))
+                    log.warning(
+                        "carbon: %s failed at %.1f s and is no longer read: %s; energy measured "
+                        "before that is kept",
+                        _label(device),
+                        now - self.t0,
+                        reason,
+                    )
+            elif self.ledger.pause(position, now, f"no reading: {reason}"):
+                # Warn of a device's first gap; a flapping one would flood the log.
+                level = logging.INFO if position in self._gapped else logging.WARNING
+                self._gapped.add(position)
+                log.log(
+                    level,
+                    "carbon: %s could not be read at %.1f s (%s); trying again, the gap is "
+                    "recorded",
+                    _label(device),
+                    now - self.t0,
+                    reason,
+                )
 
     def _fail(self, index: int, now: float, exc: Exception) -> None:
         self._active[index] = False
@@ -188,7 +236,12 @@ class Sampler:
         positions = tuple(range(self._starts[index], self._starts[index] + len(source.devices)))
         names = ", ".join(device.name for device in source.devices)
         message = f"{type(exc).__name__}: {exc}"
-        self.failures.append(SourceFailure(positions, now - self.t0, message))
+        live = tuple(position for position in positions if position not in self._lost)
+        for position in live:
+            self.ledger.pause(position, now, f"power source failed: {message}")
+        self._lost.update(live)
+        if live:
+            self.failures.append(SourceFailure(live, now - self.t0, message))
         log.warning(
             "carbon: power source for %s failed at %.1f s and is no longer read: %s; "
             "energy measured before that is kept",
@@ -200,3 +253,15 @@ class Sampler:
             source.close()
         except Exception:  # closing a broken source may fail too; nothing more to do
             log.debug("closing the failed source raised", exc_info=True)
+
+
+def _mapping(source: object, name: str) -> Mapping[int, str]:
+    """A source's optional mapping of device indices to reasons (``unread``, ``lost``)."""
+    value = getattr(source, name, None)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _label(device: DeviceInfo) -> str:
+    """A device for log lines: ``gpu 1 (NVIDIA H100 80GB HBM3)``."""
+    index = "" if device.index is None else f" {device.index}"
+    return f"{device.component}{index} ({device.name})"
