@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default_factory=lambda: Path.home() / ".carbon")
-    database_url: str | None = None
+    database_url: str | None = Field(default=None, repr=False)  # it may hold a password
     region: str | None = None
     pue: float | None = None
     sample_hz: float = 10.0
@@ -177,6 +177,13 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.home / 'carbon.db'}"
 
 
+SECRET_FIELDS = frozenset(
+    {"database_url"}
+    | {name for name, info in Settings.model_fields.items() if info.annotation == SecretStr | None}
+)
+"""Settings whose values an error message never shows: tokens, keys, the database URL."""
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings from the environment, with explicit overrides on top.
 
@@ -200,5 +207,6 @@ def load_settings(**overrides: Any) -> Settings:
             field = str(error["loc"][0]) if error["loc"] else "?"
             name = field if field in given or field.isupper() else ENV_PREFIX + field.upper()
             message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{name}={error.get('input')!r}: {message}")
+            shown = "<hidden>" if field in SECRET_FIELDS else repr(error.get("input"))
+            problems.append(f"{name}={shown}: {message}")
         raise ConfigError("invalid setting: " + "; ".join(problems)) from None

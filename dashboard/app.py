@@ -9,6 +9,10 @@ Dash keeps the callbacks that pages declare with ``dash.callback`` in a process-
 until an app takes them at its first request. Building an app here clears that list, lets
 Dash load the pages (which declares their callbacks again) and has the new app take them
 at once, so every app built in a process (one per test, say) has exactly one copy.
+
+Every page goes out with a Content-Security-Policy (:func:`content_security_policy`):
+scripts only from this server and Dash's own inline ones, named by their hashes, so text a
+user stored could not run as script even if a component wrote it out as HTML.
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ def create_dashboard(store: Store, *, require_auth: bool, secret: str) -> Dash:
     Returns:
         The Dash app; its Flask server is ``app.server``.
     """
-    server = flask.Flask("carbon-dashboard")
+    # No static folder: Flask's default would serve the working directory's `static/`.
+    server = flask.Flask("carbon-dashboard", static_folder=None)
     server.config[STORE_KEY] = store
     install_login(server, store, require_auth=require_auth, secret=secret)
     dash_callbacks.GLOBAL_CALLBACK_LIST.clear()
@@ -81,7 +86,32 @@ def create_dashboard(store: Store, *, require_auth: bool, secret: str) -> Dash:
         # The shell is rendered once to validate it, as nobody in particular.
         setattr(flask.g, VIEWER_KEY, LOCAL_VIEWER)
         app._setup_server()  # take the pages' callbacks now (see the module's docstring)
+
+    @server.after_request
+    def _policy(response: flask.Response) -> flask.Response:
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Content-Security-Policy", content_security_policy(app))
+        return response
+
     return app
+
+
+def content_security_policy(app: Dash) -> str:
+    """The dashboard pages' Content-Security-Policy.
+
+    Scripts come from this server, or are the inline ones Dash writes into the page (its
+    renderer and the clientside callbacks), each allowed by its SHA-256 hash; Dash adds
+    the pages' router at the first request, so the hashes are taken when a page is sent.
+    Styles may be inline (React, Plotly and AG Grid set them on elements), images may be
+    ``data:`` URIs (the report's charts), nothing is fetched from another origin, no
+    other site may frame the dashboard, and forms post to this server only.
+    """
+    scripts = " ".join(["'self'", *app.csp_hashes()])  # the hashes come quoted
+    return (
+        f"default-src 'self'; script-src {scripts}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
+        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
 
 
 def _nav() -> list[Any]:

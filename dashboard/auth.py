@@ -10,6 +10,12 @@ key in the store) every request is the ``default`` team and no login is asked.
 Pages, callbacks and the dashboard's JSON require the session; the login form and the
 static JavaScript and CSS (the same for everyone) do not. A page load without a session is
 sent to the login form; a callback without one answers 401.
+
+The cookie is ``HttpOnly`` and ``SameSite=Lax`` (no other site's page sends it along with a
+form or a script's request), and ``Secure`` when the page came over HTTPS. Failed logins
+are counted per client address: past :data:`LOGIN_FAILURES_BURST` of them the form
+answers 429 for a while (one more try every :data:`LOGIN_RETRY_S` seconds), before any
+key is looked up.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from datetime import timedelta
 from urllib.parse import quote
 
 import flask
+from flask.sessions import SecureCookieSessionInterface
 from markupsafe import escape
 from werkzeug.wrappers import Response
 
 from carbon.server.cache import LruCache
+from carbon.server.limits import RateLimiter, retry_after_header
 from carbon.store import Store
 from carbon.store.models import DEFAULT_TEAM_ID, ApiKey
 from carbon.store.teams import find_key
@@ -42,6 +50,26 @@ PUBLIC_PREFIXES = ("/login", "/_dash-component-suites/", "/assets/", "/_favicon.
 LOCAL_VIEWER = Viewer(team_id=DEFAULT_TEAM_ID, team_name="default")
 """Whom every request is in local mode."""
 
+LOGIN_FAILURES_BURST = 10
+"""Failed logins a client address may make at once before it has to wait."""
+
+LOGIN_RETRY_S = 6.0
+"""Once past the burst, an address may try again once per this many seconds."""
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed session cookies, marked ``Secure`` whenever the request was HTTPS.
+
+    A fixed ``SESSION_COOKIE_SECURE`` cannot serve both cases: set, a browser on plain
+    HTTP (a local server on loopback) drops the cookie and nobody logs in; unset, a cookie
+    given over HTTPS may also travel over plain HTTP to the same host. The request's
+    scheme (uvicorn takes it from a trusted proxy's ``X-Forwarded-Proto``) says which.
+    """
+
+    def get_cookie_secure(self, app: flask.Flask) -> bool:
+        """Whether the cookie of this request's answer is sent over HTTPS only."""
+        return flask.request.is_secure
+
 
 def install_login(server: flask.Flask, store: Store, *, require_auth: bool, secret: str) -> None:
     """Add the login form, the log-out action and the guard to the dashboard's Flask app.
@@ -59,7 +87,9 @@ def install_login(server: flask.Flask, store: Store, *, require_auth: bool, secr
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
     )
+    server.session_interface = SessionCookies()
     viewers: LruCache[int, Viewer | None] = LruCache(10_000, ttl_s=KEY_RECHECK_S)
+    failures = RateLimiter(1.0 / LOGIN_RETRY_S, burst=LOGIN_FAILURES_BURST)
 
     def lookup(key_id: int) -> Viewer | None:
         if (cached := viewers.get(key_id)) is not None:
@@ -100,12 +130,22 @@ def install_login(server: flask.Flask, store: Store, *, require_auth: bool, secr
             return flask.redirect(target)
         if flask.request.method == "GET":
             return _login_page(target, message=None)
+        address = flask.request.remote_addr or ""
+        wait_s = failures.wait_s(address)
+        if wait_s is not None:
+            retry = retry_after_header(wait_s)
+            reason = (
+                f"too many failed logins from this address: try again in {retry['Retry-After']} s"
+            )
+            page = _login_page(target, message=reason)
+            return Response(page, 429, headers=retry, mimetype="text/html")
         plaintext = flask.request.form.get("key", "").strip()
         with store.session() as session:
             key = find_key(session, plaintext) if plaintext else None
             key_id = key.id if key is not None and key.revoked_at is None else None
             role = key.role if key is not None else None
         if key_id is None or role not in READ_ROLES:
+            failures.acquire(address)
             reason = (
                 "this key may only send runs; log in with a read or admin key"
                 if key_id is not None

@@ -1,22 +1,31 @@
 """Who may do what: every route against every kind of caller, and teams kept apart.
 
-The matrix sends each route's request as: no key, a revoked key, another team's admin key,
-and the owning team's ingest, read and admin keys, and checks the exact status. After every
-request, the data of the team that did not act is compared with a snapshot: a refused
-request changes nobody's data, and an accepted one only its own team's.
+The matrix sends each route's request as: no key, a string that is no key, an unknown key,
+a revoked key, the owning team's ingest, read and admin keys, and another team's ingest,
+read and admin keys, and checks the exact status. After every request, the data of the
+team that did not act is compared with a snapshot: a refused request changes nobody's data,
+and an accepted one only its own team's. The routes are read from the application itself,
+so a route added without a row in :data:`ROUTES` fails the test; the dashboard mounted at
+``/`` has its own matrix (``tests/test_security_dashboard.py``).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastapi.routing import iter_route_contexts
 from sqlalchemy import func, select
+from starlette.routing import Mount
 
 from carbon.server import auth
+from carbon.server.app import create_app
+from carbon.settings import load_settings
 from carbon.store import open_store
 from carbon.store.models import BatchReceipt, Device, Project, Run, RunRank, Sample
 from carbon.store.teams import get_team, revoke_key
@@ -76,10 +85,15 @@ class Route:
 
     method: str
     path: str
-    kind: str  # "ingest", "read" or "open"
+    kind: str  # "ingest", "read", or "open" (the same answer whoever calls)
     ok: int  # the status when allowed
-    other_team: int  # the status for an admin key of another team
+    other_team: int  # the status for a key of another team with the right role
     json: Callable[[str, int], dict[str, Any]] | None = None  # (run id, call number) -> body
+
+    @property
+    def template(self) -> str:
+        """The route's path as the application declares it (without the query)."""
+        return self.path.split("?")[0]
 
 
 def _start_body(run_id: str, n: int) -> dict[str, Any]:
@@ -111,31 +125,78 @@ ROUTES = [
     Route("GET", "/api/v1/team", "read", 200, 200),
     Route("GET", "/api/v1/hardware", "read", 200, 200),
     Route("GET", "/api/v1/regions", "read", 200, 200),
+    Route("GET", "/api/v1/reports?format=csv", "read", 200, 200),
     Route("GET", "/healthz", "open", 200, 200),
-    Route("GET", "/metrics", "open", 200, 200),
+    Route("GET", "/metrics", "open", 200, 200),  # CARBON_METRICS_TOKEN: test_api_metrics.py
+    *(
+        Route(method, path, "open", 200, 200)  # the API's schema and its viewers: no data
+        for path in ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+        for method in ("GET", "HEAD")
+    ),
+    *(  # any other path under /api/: a JSON 404, not the dashboard's page
+        Route(method, "/api/{path:path}", "open", 404, 404)
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+    ),
 ]
-CALLERS = ["no key", "revoked", "other team", "ingest", "read", "admin"]
+CALLERS = [
+    "no key",
+    "not a key",
+    "unknown key",
+    "revoked",
+    "ingest",
+    "read",
+    "admin",
+    "other ingest",
+    "other read",
+    "other admin",
+]
+OTHER_TEAM = "other "
 
 
 def expected_status(route: Route, caller: str) -> int:
     if route.kind == "open":
-        return 200
-    if caller in ("no key", "revoked"):
-        return 401
-    if caller == "other team":
-        return route.other_team
-    if caller == "admin" or caller == route.kind:
         return route.ok
-    return 403
+    if caller in ("no key", "not a key", "unknown key", "revoked"):
+        return 401
+    role = caller.removeprefix(OTHER_TEAM)
+    if role not in ("admin", route.kind):
+        return 403  # the role is checked first: a refused caller learns nothing of the run
+    return route.other_team if caller.startswith(OTHER_TEAM) else route.ok
 
 
 def _call(client: TestClient, route: Route, run_id: str, key: str | None, n: int) -> Any:
     headers = bearer(key) if key else {}
-    path = route.path.format(run_id=run_id)
-    if route.method == "GET":
-        return client.get(path, headers=headers)
-    assert route.json is not None
-    return client.post(path, json=route.json(run_id, n), headers=headers)
+    path = route.path.replace("{path:path}", "v0/nothing").format(run_id=run_id)
+    body = route.json(run_id, n) if route.json is not None else None
+    return client.request(route.method, path, json=body, headers=headers)
+
+
+def registered_routes(app: Any) -> set[tuple[str, str]]:
+    """Every (method, path template) the application answers outside the dashboard."""
+    found: set[tuple[str, str]] = set()
+    for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, Mount):
+            assert context.original_route.path == ""  # the dashboard, at / (see the docstring)
+            continue
+        for method in context.methods or ():
+            found.add((method, str(context.path)))
+    return found
+
+
+def test_the_matrix_has_a_row_for_every_route_the_app_registers(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    app = create_app(
+        load_settings(home=tmp_path, database_url=f"sqlite:///{sqlite_template}"),
+        require_auth=True,
+    )
+    registered = registered_routes(app)
+    listed = {(route.method, route.template) for route in ROUTES}
+    assert registered - listed == set(), "routes without a row in ROUTES"
+    assert listed - registered == set(), "rows of ROUTES the app does not have"
+    assert len(registered) == 27
+    mounts = [r for r in app.routes if isinstance(r, Mount)]
+    assert [(mount.path, type(mount.app).__name__) for mount in mounts] == [("", "WSGIMiddleware")]
 
 
 def test_every_route_answers_every_caller_as_its_role_allows(
@@ -143,9 +204,14 @@ def test_every_route_answers_every_caller_as_its_role_allows(
 ) -> None:
     keys: dict[str, str | None] = {
         "no key": None,
+        "not a key": "password123",
+        "unknown key": "cbn_" + "x" * 43,
         "revoked": make_key(store_url, "acme", "admin", revoked=True),
-        "other team": make_key(store_url, "globex", "admin"),
         **{role: make_key(store_url, "acme", role) for role in ("ingest", "read", "admin")},
+        **{
+            OTHER_TEAM + role: make_key(store_url, "globex", role)
+            for role in ("ingest", "read", "admin")
+        },
     }
     run_id = new_run_id()
     calls = itertools.count(1)
@@ -158,10 +224,11 @@ def test_every_route_answers_every_caller_as_its_role_allows(
         )
         assert sent.status_code == 200
         assert team_snapshot(store_url, "acme")["samples"] == 15
+        after = {team: team_snapshot(store_url, team) for team in ("acme", "globex")}
         for route, caller in itertools.product(ROUTES, CALLERS):
-            acting = "globex" if caller == "other team" else "acme"
+            acting = "globex" if caller.startswith(OTHER_TEAM) else "acme"
             bystander = "acme" if acting == "globex" else "globex"
-            before = {team: team_snapshot(store_url, team) for team in ("acme", "globex")}
+            before = after
             answer = _call(client, route, run_id, keys[caller], next(calls))
             assert answer.status_code == expected_status(route, caller), (
                 route.method,
@@ -171,6 +238,8 @@ def test_every_route_answers_every_caller_as_its_role_allows(
             )
             if answer.status_code >= 400:
                 assert answer.json()["detail"]
+            if caller.startswith(OTHER_TEAM) and answer.status_code < 400:
+                assert run_id not in answer.text, (route.path, caller)
             after = {team: team_snapshot(store_url, team) for team in ("acme", "globex")}
             assert after[bystander] == before[bystander], (route.path, caller)
             if answer.status_code >= 400:
@@ -182,7 +251,7 @@ def test_every_route_answers_every_caller_as_its_role_allows(
 def test_the_other_teams_reads_show_none_of_our_data(store_url: str, tmp_path: Path) -> None:
     ours = make_key(store_url, "acme", "admin")
     theirs = make_key(store_url, "globex", "admin")
-    start = run_start()
+    start = run_start(project="acme-secret-project", name="acme-secret-run")
     with api(store_url, tmp_path) as client:
         client.post("/api/v1/runs", json=body(start), headers=bearer(ours))
         client.post(
@@ -192,6 +261,25 @@ def test_the_other_teams_reads_show_none_of_our_data(store_url: str, tmp_path: P
             assert client.get(path, headers=bearer(theirs)).json() == [], path
             assert client.get(path, headers=bearer(ours)).json() != [], path
         assert client.get("/api/v1/team", headers=bearer(theirs)).json()["team"] == "globex"
+        for path in (f"/api/v1/runs/{start.id}", f"/api/v1/compare?ids={start.id},{start.id}"):
+            refused = client.get(path, headers=bearer(theirs))
+            assert refused.status_code == 404, path
+            assert client.get(path, headers=bearer(ours)).status_code == 200, path
+        # Reports, in every format, name none of the other team's runs or projects.
+        for fmt in ("json", "csv", "md", "html"):
+            path = f"/api/v1/reports?format={fmt}&project=acme-secret-project"
+            mine = client.get(path, headers=bearer(ours))
+            other = client.get(path, headers=bearer(theirs))
+            assert (mine.status_code, other.status_code) == (200, 200), fmt
+            assert "acme-secret-run" in mine.text, fmt  # the check below can fail
+            for secret in (start.id[:8], "acme-secret-run", "acme"):
+                assert secret not in other.text.replace("acme-secret-project", ""), (fmt, secret)
+        rows = list(
+            csv.DictReader(
+                io.StringIO(client.get("/api/v1/reports?format=csv", headers=bearer(theirs)).text)
+            )
+        )
+        assert rows == []
 
 
 def test_a_revoked_key_stops_working_within_the_cache_delay(store_url: str, tmp_path: Path) -> None:

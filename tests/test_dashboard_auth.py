@@ -122,3 +122,29 @@ def test_local_mode_opens_directly_as_the_default_team(store_url: str) -> None:
     assert "team default" in layout
     assert "Log out" not in layout
     assert client.get("/login?next=/runs").headers["Location"] == "/runs"
+
+
+def test_failed_logins_are_limited_per_address(store_url: str) -> None:
+    """Past the burst of failures, the form answers 429 before looking any key up."""
+    key = make_key(store_url, "vision", "read")
+    client = _client(store_url)
+    for _ in range(dashboard.auth.LOGIN_FAILURES_BURST):
+        refused = client.post("/login", data={"key": "cbn_guess", "next": "/"})
+        assert refused.status_code == 401
+    limited = client.post("/login", data={"key": "cbn_guess", "next": "/"})
+    assert limited.status_code == 429
+    assert 1 <= int(limited.headers["Retry-After"]) <= dashboard.auth.LOGIN_RETRY_S
+    assert b"too many failed logins from this address" in limited.data
+    # A right key from the same address waits too: the limit is on the address.
+    assert client.post("/login", data={"key": key, "next": "/"}).status_code == 429
+    other = client.post(
+        "/login", data={"key": key, "next": "/"}, environ_base={"REMOTE_ADDR": "10.0.0.7"}
+    )
+    assert other.status_code == 302
+
+
+def test_successful_logins_are_not_limited(store_url: str) -> None:
+    key = make_key(store_url, "vision", "read")
+    client = _client(store_url)
+    for _ in range(2 * dashboard.auth.LOGIN_FAILURES_BURST):
+        assert client.post("/login", data={"key": key, "next": "/"}).status_code == 302

@@ -12,16 +12,26 @@ With ``--workers N`` (N > 1) uvicorn runs N processes that import the applicatio
 (:func:`carbon.server.app.app_from_env`); this command tells them its decision and the
 folder where prometheus-client sums their metrics through the environment, the only way
 into a process uvicorn spawns.
+
+Uvicorn parses HTTP with h11, which answers 400, before the application sees anything,
+to a request whose line and headers are still incomplete past
+:data:`MAX_REQUEST_HEAD_BYTES`: a connection holds at most that and one read of its socket.
+Uvicorn's other parser, httptools, keeps whatever headers a client sends, so one
+connection could fill the server's memory. Bodies are limited by the application
+(``CARBON_MAX_BODY_MB``).
+``--log-level`` applies to uvicorn's messages and to carbon's own, in every worker.
 """
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import os
 import secrets
 import shutil
 import tempfile
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Any
 
 import typer
 
@@ -35,6 +45,32 @@ SESSION_SECRET_ENV = "CARBON_SESSION_SECRET"
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 """Host names that mean this machine only."""
+
+MAX_REQUEST_HEAD_BYTES = 32 * 1024
+"""Bytes of a request's line and headers the server buffers before refusing it."""
+
+
+class LogLevel(StrEnum):
+    """How much the server logs (uvicorn's and carbon's messages alike)."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+def log_config(level: LogLevel) -> dict[str, Any]:
+    """Uvicorn's logging configuration, with carbon's loggers printed beside its own.
+
+    Uvicorn applies it in each worker process, so carbon's messages (a database that does
+    not answer, silent runs marked interrupted) reach the log whatever the worker count.
+    """
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["carbon"] = {"handlers": ["default"], "level": level.upper()}
+    config["loggers"]["dashboard"] = {"handlers": ["default"], "level": level.upper()}
+    return config
 
 
 def is_loopback(host: str) -> bool:
@@ -78,6 +114,9 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Worker processes (each with its own caches).")
     ] = 1,
+    log_level: Annotated[
+        LogLevel, typer.Option(help="Least important messages logged (uvicorn's and carbon's).")
+    ] = LogLevel.INFO,
 ) -> None:
     """Serve the dashboard (/) and the team server's API (/api/v1, /healthz, /metrics, /docs)."""
     import uvicorn
@@ -109,10 +148,18 @@ def serve(
             err=True,
             fg=typer.colors.YELLOW,
         )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "http": "h11",
+        "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
+        "log_level": log_level.value,
+        "log_config": log_config(log_level),
+    }
     if workers == 1:
-        app = create_app(settings, require_auth=require_auth)
+        app = create_app(settings, require_auth=require_auth, loopback_hosts_only=not require_auth)
         freeze_startup_objects()
-        uvicorn.run(app, host=host, port=port)
+        uvicorn.run(app, **options)
         return
     # Workers are fresh processes: what they must know goes through their environment.
     metrics_dir = tempfile.mkdtemp(prefix="carbon-metrics-")
@@ -121,12 +168,6 @@ def serve(
     # Every worker must sign and check dashboard logins with the same secret.
     os.environ.setdefault(SESSION_SECRET_ENV, secrets.token_urlsafe(48))
     try:
-        uvicorn.run(
-            "carbon.server.app:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-        )
+        uvicorn.run("carbon.server.app:app_from_env", factory=True, workers=workers, **options)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

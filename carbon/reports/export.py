@@ -4,6 +4,11 @@ The rows are run summaries (:func:`carbon.store.summary.run_summary`), so the ex
 what the CLI and the API say. Nested values are flattened to dotted columns in CSV
 (``energy_by_component_j.gpu``); unknown values are empty cells in CSV and ``null`` in
 JSON, never 0.
+
+Text in a CSV cell that a spreadsheet would take for a formula (it starts with ``=``,
+``+``, ``-``, ``@``, a tab or a carriage return: a run named ``=HYPERLINK(...)``, say) is
+written with a leading apostrophe, so it opens as the text it is; numbers are left as
+numbers.
 """
 
 from __future__ import annotations
@@ -36,6 +41,22 @@ FIRST_COLUMNS = (
 """Columns that lead every CSV export, in this order; the others follow sorted."""
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula (OWASP's list)."""
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell: empty for unknown, text that could run as a formula defused.
+
+    Only text is changed: a number stays a number, so ``-3.5`` is still ``-3.5``.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _flatten(prefix: str, value: Any, into: dict[str, Any]) -> None:
     if isinstance(value, Mapping):
         for key, inner in value.items():
@@ -59,10 +80,10 @@ def runs_csv(summaries: Iterable[Mapping[str, Any]]) -> str:
     seen = {key for row in rows for key in row}
     columns = [c for c in FIRST_COLUMNS if c in seen] + sorted(seen - set(FIRST_COLUMNS))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="raise", lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([csv_cell(column) for column in columns])  # tag names come from users
     for row in rows:
-        writer.writerow({key: ("" if value is None else value) for key, value in row.items()})
+        writer.writerow([csv_cell(row.get(column)) for column in columns])
     return buffer.getvalue()
 
 

@@ -1,8 +1,10 @@
 """What one request may cost the server: its body size, and how often a key may call.
 
 - :class:`BodySizeLimit` refuses a body larger than ``CARBON_MAX_BODY_MB`` with 413: at once
-  when ``Content-Length`` says so, and by counting the bytes as they arrive for a chunked
-  body (which has no length), so no request makes the server hold more than the limit.
+  when ``Content-Length`` says so, and for a chunked body (which has no length) by reading
+  it, up to the limit, before the application runs; so no request makes the server hold
+  more than the limit, and the API and the dashboard (a WSGI app, which reads its body in
+  another thread) refuse alike.
 - :class:`RateLimiter` is a token bucket per API key: ``CARBON_RATE_LIMIT_PER_S`` requests
   a second on average, bursts of twice that. It lives in the process, so each replica (and
   each worker of ``carbon serve --workers``) counts on its own: behind a load balancer over
@@ -16,7 +18,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
@@ -46,7 +48,7 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Check ``Content-Length``, then count the bytes of the body as it streams in."""
+        """Check ``Content-Length`` (then count the bytes), or read a chunked body first."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -70,6 +72,9 @@ class BodySizeLimit:
                     )
                     await response(scope, receive, send)
                     return
+            if name == b"transfer-encoding":
+                await self._chunked(scope, receive, send)
+                return
         received = 0
         max_bytes = self.max_bytes
 
@@ -86,9 +91,41 @@ class BodySizeLimit:
 
         await self.app(scope, counted, send)
 
+    async def _chunked(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read a body of unknown length up to the limit, then hand it to the application."""
+        parts: list[bytes] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away: nobody to answer
+            part = message.get("body", b"")
+            received += len(part)
+            if received > self.max_bytes:
+                response = JSONResponse({"detail": _too_large(self.max_bytes)}, status_code=413)
+                await response(scope, receive, send)
+                return
+            parts.append(part)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(parts)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # what comes after the body: a disconnect
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
 
 class RateLimiter:
     """A token bucket per key: ``rate_per_s`` on average, ``burst`` at most at once.
+
+    A key is whatever the caller counts by: an API key's id for requests, a client's
+    address for failed dashboard logins.
 
     Args:
         rate_per_s: Tokens added per second.
@@ -112,10 +149,10 @@ class RateLimiter:
         self.burst = max(1.0, burst if burst is not None else BURST_FACTOR * rate_per_s)
         self.max_keys = max_keys
         self._clock = clock
-        self._buckets: OrderedDict[int, tuple[float, float]] = OrderedDict()
+        self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def acquire(self, key: int) -> float | None:
+    def acquire(self, key: Hashable) -> float | None:
         """Take a token for ``key``.
 
         Returns:
@@ -134,6 +171,18 @@ class RateLimiter:
             while len(self._buckets) > self.max_keys:
                 self._buckets.popitem(last=False)
         return None if allowed else (1.0 - tokens) / self.rate_per_s
+
+    def wait_s(self, key: Hashable) -> float | None:
+        """How long ``key`` must wait for a token, taking none.
+
+        Returns:
+            ``None`` when a token is there now, else the seconds until there will be one.
+        """
+        now = self._clock()
+        with self._lock:
+            tokens, then = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - then) * self.rate_per_s)
+        return None if tokens >= 1.0 else (1.0 - tokens) / self.rate_per_s
 
 
 def retry_after_header(wait_s: float) -> dict[str, str]:

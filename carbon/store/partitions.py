@@ -43,9 +43,13 @@ def day_partitions(connection: Connection) -> dict[date, str]:
     days: dict[date, str] = {}
     for (name,) in rows:
         try:
-            days[datetime.strptime(name.removeprefix(PREFIX), "%Y%m%d").date()] = name
+            day = datetime.strptime(name.removeprefix(PREFIX), "%Y%m%d").date()
         except ValueError:
             continue
+        # Only canonical names go on, so DDL built from them (retention's DROP) never sees
+        # a name that strptime tolerated but carbon did not make ("sample_d2026 1 5").
+        if name == f"{PREFIX}{day:%Y%m%d}":
+            days[day] = name
     return days
 
 

@@ -10,6 +10,7 @@ the row stays, so lists show who had access and when.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +28,9 @@ VISIBLE_PREFIX_CHARS = 12
 
 MAX_TEAM_NAME_CHARS = 100
 """Longest team name (the column's width)."""
+
+MAX_KEY_CHARS = 200
+"""Longest string looked up as a key; anything longer is refused without a lookup."""
 
 
 def hash_key(plaintext: str) -> str:
@@ -150,14 +154,24 @@ def find_key(session: Session, plaintext: str) -> ApiKey | None:
 
     One lookup by the key's digest (a unique index); a string that cannot be a carbon key
     is refused without asking the database.
+
+    The database compares digests, never keys: how long its index takes may depend on how
+    many leading characters of two digests agree, but a caller cannot choose the
+    characters of a digest without a SHA-256 preimage, so that time says nothing about a
+    stored key. The row found is checked once more with :func:`hmac.compare_digest`, so
+    the comparison this code makes itself takes the same time whatever the digests hold.
     """
-    if not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 200:
+    if not plaintext.startswith(KEY_PREFIX) or len(plaintext) > MAX_KEY_CHARS:
         return None
-    return session.scalar(
+    digest = hash_key(plaintext)
+    key = session.scalar(
         select(ApiKey)
         .options(joinedload(ApiKey.team))
-        .where(ApiKey.key_hash == hash_key(plaintext), ApiKey.revoked_at.is_(None))
+        .where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
     )
+    if key is None or not hmac.compare_digest(key.key_hash.encode(), digest.encode()):
+        return None
+    return key
 
 
 def count_active_keys(session: Session) -> int:

@@ -9,10 +9,12 @@ width.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import dash
 from dash import Input, Output, State, callback, clientside_callback, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from carbon._format import (
     format_duration,
@@ -246,10 +248,18 @@ def _zoom(window: dict[str, float | None] | None, run_id: str) -> tuple[Any, Any
     """Ask the store again for the visible span, so zooming shows finer buckets."""
     if not window:
         return no_update, no_update
-    start_s = None if window.get("start") is None else max(0.0, float(window["start"] or 0.0))
-    end_s = None if window.get("end") is None else float(window["end"] or 0.0)
+    try:
+        start_s = None if window.get("start") is None else max(0.0, float(window["start"] or 0.0))
+        end_s = None if window.get("end") is None else float(window["end"] or 0.0)
+    except (AttributeError, TypeError, ValueError):  # not a span Plotly sends: forged
+        raise PreventUpdate from None
+    if not all(math.isfinite(value) for value in (start_s, end_s) if value is not None):
+        raise PreventUpdate
     with reading() as (session, team_id):
-        run = get_run(session, run_id, team_id=team_id)
+        try:
+            run = get_run(session, str(run_id), team_id=team_id)
+        except RunNotFound:  # not the viewer's team's run (a forged request): say nothing
+            raise PreventUpdate from None
         windows = [(w.name, w.start_s, w.duration_s) for w in run.windows]
         if start_s is not None and end_s is not None and end_s <= start_s:
             return no_update, no_update
