@@ -23,10 +23,12 @@ from carbon.errors import (
     StoreError,
 )
 from carbon.tracking import Run, RunStatus, current_run, track
+from carbon.tracking.delta import Delta
 
 __all__ = [
     "CarbonError",
     "ConfigError",
+    "Delta",
     "Run",
     "RunNotFound",
     "RunStateError",

@@ -23,7 +23,8 @@ def test_import_does_not_pull_heavy_modules() -> None:
     code = (
         "import sys, json, carbon; "
         "print(json.dumps(sorted(m for m in ('pandas', 'codecarbon', 'torch', 'sqlalchemy', "
-        "'alembic', 'pynvml', 'dash', 'fastapi') if m in sys.modules)))"
+        "'alembic', 'pynvml', 'dash', 'fastapi', 'transformers', 'lightning', 'mlflow', "
+        "'wandb') if m in sys.modules)))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
