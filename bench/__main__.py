@@ -7,7 +7,8 @@ of what ran, how long it took and whether it finished.
 
 ``--quick`` runs the benchmarks that have a short mode, in that mode (about three minutes on
 a 2-core machine); the ingest, dashboard and report benchmarks need data sets of millions of
-samples and run only in the full suite or with ``--only``.
+samples, and the load benchmark a PostgreSQL server and about two minutes: they run only in
+the full suite or with ``--only``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ SUITE = (
     Bench("peers", "carbon beside CodeCarbon: overhead, start-up, accuracy, sampler cost", True),
     Bench("overhead", "run.step, the sampler's CPU, a training loop's step time", True),
     Bench("ingest", "HTTP ingest into PostgreSQL beside raw COPY", False),
+    Bench("load", "200 agents, a batch a second each for 60 s, to carbon serve --workers 2", False),
     Bench("dashboard", "the dashboard's views with 1,000 runs and 10 million samples", False),
     Bench("report", "a yearly report over 10,000 runs", False),
 )

@@ -8,6 +8,7 @@ the minute of its end (``t``), as retention counted it before minutes were kept 
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -79,9 +80,14 @@ def minute_rows(
 
 def add_minutes(connection: Connection, rows: list[dict[str, Any]]) -> None:
     """Add the rows to their minutes (insert, or merge into a minute already there)."""
-    if not rows:
-        return
-    postgres = connection.dialect.name == "postgresql"
+    if rows:
+        connection.execute(_minute_upsert(connection.dialect.name), rows)
+
+
+@functools.cache
+def _minute_upsert(dialect: str) -> Any:
+    """The minute upsert for a dialect, built once (every batch of every run uses it)."""
+    postgres = dialect == "postgresql"
     module: Any = postgresql if postgres else sqlite
     statement = module.insert(_MINUTE)
     new = statement.excluded
@@ -97,7 +103,7 @@ def add_minutes(connection: Connection, rows: list[dict[str, Any]]) -> None:
             func.coalesce(_MINUTE.c.power_max_w, new.power_max_w),
             func.coalesce(new.power_max_w, _MINUTE.c.power_max_w),
         )
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=["device_id", "minute"],
         set_={
             "energy_j": _MINUTE.c.energy_j + new.energy_j,
@@ -109,4 +115,3 @@ def add_minutes(connection: Connection, rows: list[dict[str, Any]]) -> None:
             "utilization_count": _MINUTE.c.utilization_count + new.utilization_count,
         },
     )
-    connection.execute(statement, rows)

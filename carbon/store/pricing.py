@@ -9,6 +9,7 @@ beside it, never in it, when a contractual factor applies to the run's project o
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -68,16 +69,19 @@ def energy_hour_rows(
 
 def add_energy_hours(connection: Connection, rows: list[dict[str, Any]]) -> None:
     """Add energy to the run's hours (insert, or add to an hour already there)."""
-    if not rows:
-        return
-    dialect = connection.dialect.name
+    if rows:
+        connection.execute(_hours_upsert(connection.dialect.name), rows)
+
+
+@functools.cache
+def _hours_upsert(dialect: str) -> Any:
+    """The per-hour energy upsert for a dialect, built once (every batch uses it)."""
     module: Any = postgresql if dialect == "postgresql" else sqlite
     statement = module.insert(_HOURS)
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=["run_id", "rank", "hour_start"],
         set_={"energy_j": _HOURS.c.energy_j + statement.excluded.energy_j},
     )
-    connection.execute(statement, rows)
 
 
 @dataclass(frozen=True)
