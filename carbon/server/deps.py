@@ -31,8 +31,8 @@ bearer = HTTPBearer(
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-def get_state(request: Request) -> ServerState:
-    """The application's state."""
+async def get_state(request: Request) -> ServerState:
+    """The application's state (``async``: a plain function would cost a thread-pool hop)."""
     return cast(ServerState, request.app.state.server)
 
 
