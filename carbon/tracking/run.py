@@ -25,8 +25,9 @@ from carbon.errors import RunStateError
 from carbon.sources.base import DeviceInfo, describe_hardware
 from carbon.tracking.delivery import Delivery
 from carbon.tracking.delta import Delta, DeltaClock
-from carbon.tracking.ledger import DeviceGap, IntervalEnergy
+from carbon.tracking.ledger import IntervalEnergy
 from carbon.tracking.measure import Edge, Measurement, Window, between_edges, synchronize_cuda
+from carbon.tracking.records import batch_of, device_spec
 from carbon.tracking.sampler import Sampler
 from carbon.tracking.state import RunStatus
 
@@ -273,7 +274,7 @@ class Run:
             compression=dict(self.config.compression),
             tags=tags,
             warnings=warnings,
-            devices=[_spec(position, d) for position, d in enumerate(self._devices)],
+            devices=[device_spec(position, d) for position, d in enumerate(self._devices)],
         )
         try:
             sink.start_run(start)
@@ -358,23 +359,13 @@ class Run:
         # or end earlier (a device that stopped being read), the batch covers the interval.
         start_s, end_s = self._batch_end_s, self._sampler.ledger.open_since_s
         self._batch_end_s = end_s
-        has_work = any(work) or work_flops > 0
-        failures = self._sampler.failures
-        batch = wire.Batch(
+        batch = batch_of(
             run_id=self.id,
             rank=self._rank,
             seq=self._seq,
-            sample_device=[i.position for i in intervals],
-            sample_offset_s=[i.end_s for i in intervals],
-            sample_interval_s=[i.end_s - i.start_s for i in intervals],
-            sample_energy_j=[i.energy_j for i in intervals],
-            sample_utilization=[i.utilization for i in intervals],
-            work_offset_s=[end_s] if has_work else [],
-            work_interval_s=[end_s - start_s] if has_work else [],
-            work_steps=[work[0]] if has_work else [],
-            work_samples=[work[1]] if has_work else [],
-            work_tokens=[work[2]] if has_work else [],
-            work_flops=[work_flops] if has_work else [],
+            intervals=intervals,
+            span_s=(start_s, end_s),
+            work=(*work, work_flops),
             windows=windows,
             totals=wire.Totals(
                 duration_s=end_s,
@@ -386,15 +377,8 @@ class Run:
                 flops_method=flops_method,
                 precision=precision,
                 metrics=metrics,
-                warnings=[
-                    *self._sampler.ledger.anomalies,
-                    *(f"power source failed at {f.at_s:.1f} s: {f.message}" for f in failures),
-                    *(note for source in self._sampler.sources for note in _notes(source)),
-                ],
             ),
-            failed_devices={p: f.message for f in failures for p in f.positions},
-            failed_at_s={p: f.at_s for f in failures for p in f.positions},
-            gaps=_gaps_until(self._sampler.ledger.gaps, end_s),
+            sampler=self._sampler,
         )
         self._seq += 1
         assert self._delivery is not None
@@ -409,43 +393,4 @@ def _live_provider(settings: Settings) -> Any:
 
     return ElectricityMapsProvider(
         settings.electricitymaps_token.get_secret_value(), base_url=settings.electricitymaps_url
-    )
-
-
-def _gaps_until(gaps: list[DeviceGap], end_s: float) -> list[wire.Gap]:
-    """The gaps as a batch ending at ``end_s`` reports them.
-
-    A window's edge, read from the user's thread, may open or close a gap after the
-    interval closed: what lies past ``end_s`` waits for the next batch.
-    """
-    return [
-        wire.Gap(
-            device=gap.position,
-            start_s=gap.start_s,
-            end_s=gap.end_s if gap.end_s is not None and gap.end_s <= end_s else None,
-            reason=gap.reason[: wire.MAX_GAP_REASON_CHARS],
-        )
-        for gap in gaps
-        if gap.start_s <= end_s
-    ]
-
-
-def _notes(source: object) -> list[str]:
-    """What a source noticed about its devices (skipped GPUs, a frozen counter), if it says."""
-    notes = getattr(source, "notes", None)
-    return [str(note) for note in notes] if isinstance(notes, list) else []
-
-
-def _spec(position: int, device: DeviceInfo) -> wire.DeviceSpec:
-    return wire.DeviceSpec(
-        position=position,
-        component=device.component.value,
-        name=device.name,
-        method=device.method,
-        provenance=device.provenance.value,
-        detail=device.detail,
-        index=device.index,
-        uuid=device.uuid,
-        power_limit_w=device.power_limit_w,
-        memory_bytes=device.memory_bytes,
     )
