@@ -109,6 +109,22 @@ def test_reported_flops_give_joules_per_flop(settings: Settings) -> None:
     assert s["j_per_flop"] == pytest.approx(s["energy_j"] / 2.5e10)
 
 
+def test_flops_say_how_they_were_obtained_and_the_first_method_stays(
+    settings: Settings,
+) -> None:
+    with carbon.track(settings=settings, sources=_sources()) as run:
+        run.step(samples=1, flops_method="ignored")  # no FLOPs: no method either
+        run.step(flops=3e9, flops_method="trainer_estimate")
+        run.step(flops=1e9)
+        run.step(flops=2e9, flops_method="other")
+        with pytest.raises(ValueError, match="flops_method must be 1 to 32 characters"):
+            run.step(flops=5e9, flops_method="x" * 33)
+    s = run.summary()
+    assert s["flops"] == 6e9  # the refused step counted nothing
+    assert s["steps"] == 4
+    assert s["flops_method"] == "trainer_estimate"
+
+
 def test_exception_ends_run_as_failed_and_keeps_energy(settings: Settings) -> None:
     runs = []
 

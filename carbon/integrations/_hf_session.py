@@ -63,7 +63,6 @@ class TrainSession:
     phase: str | None = None
     pending_step: bool = False
     eval_after_log: bool = False
-    _method_set: bool = False
     _held_samples: int = 0
     _held_tokens: int = 0
     _held_flops: float = 0.0
@@ -97,15 +96,12 @@ class TrainSession:
             self.counter is not None and self.counter.count_tokens
         )
         flops = self._held_flops if self._held_flops > 0 else None
-        if flops is not None and not self._method_set:
-            with self.run._lock:  # run.step() would call reported FLOPs "reported"
-                self.run._flops_method = FLOPS_METHOD
-            self._method_set = True
         seen = self.counter is not None and self.counter.seen
         self.run.step(
             samples=self._held_samples if seen else None,
             tokens=self._held_tokens if counts_tokens else None,
             flops=flops,
+            flops_method=FLOPS_METHOD,
         )
         self._held_samples = self._held_tokens = 0
         self._held_flops = 0.0

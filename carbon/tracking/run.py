@@ -88,7 +88,12 @@ class Run:
     # -- what the training loop calls -------------------------------------------------
 
     def step(
-        self, samples: int | None = None, tokens: int | None = None, flops: float | None = None
+        self,
+        samples: int | None = None,
+        tokens: int | None = None,
+        flops: float | None = None,
+        *,
+        flops_method: str | None = None,
     ) -> None:
         """Count the work of one step (or of several: the counts simply add up).
 
@@ -96,14 +101,21 @@ class Run:
             samples: Examples processed (a batch's size), or inferences served.
             tokens: Tokens processed.
             flops: Floating-point operations the model computed (reported FLOPs).
+            flops_method: How ``flops`` was obtained, stored as the run's ``flops_method``
+                (``"reported"`` when not given; the first method a run gets stays).
 
         Raises:
-            ValueError: A count is negative, NaN or not a number; nothing is counted.
+            ValueError: A count is negative, NaN or not a number, or the method is empty or
+                longer than 32 characters; nothing is counted.
         """
         n_samples = _count("samples", samples) if samples is not None else None
         n_tokens = _count("tokens", tokens) if tokens is not None else None
         if flops is not None and not (isinstance(flops, int | float) and 0 <= flops < math.inf):
             raise ValueError(f"flops must be a finite number >= 0, not {flops!r}")
+        if flops_method is not None and not (
+            isinstance(flops_method, str) and 0 < len(flops_method) <= 32
+        ):
+            raise ValueError(f"flops_method must be 1 to 32 characters, not {flops_method!r}")
         with self._lock:
             self._steps += 1
             if n_samples is not None:
@@ -112,7 +124,7 @@ class Run:
                 self._tokens = (self._tokens or 0) + n_tokens
             if flops is not None:
                 self._flops = (self._flops or 0.0) + float(flops)
-                self._flops_method = self._flops_method or "reported"
+                self._flops_method = self._flops_method or flops_method or "reported"
             elif self._flops_per_step is not None:
                 self._flops = (self._flops or 0.0) + self._flops_per_step
 
